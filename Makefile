@@ -1,0 +1,45 @@
+# Two entry points, each doing its own set-up idempotently:
+#   make run   - serve the Streamlit page on http://localhost:8501
+#   make test  - run the whole test suite (unit, integration with the real model, browser)
+# A second run skips what is already done.
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test index eval bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+index/CURRENT: | $(STAMP)
+	$(VENV)/bin/rag build
+
+index: $(STAMP)
+	$(VENV)/bin/rag build
+
+run: $(STAMP) index/CURRENT
+	$(VENV)/bin/streamlit run app/streamlit_app.py --server.address 127.0.0.1 --server.port $${PORT:-8501} \
+		--server.headless true --browser.gatherUsageStats false
+
+test: $(STAMP)
+	bash scripts/ensure_chromium.sh
+	$(PY) -m pytest
+
+eval: $(STAMP)
+	$(VENV)/bin/rag eval --mode all
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rag app eval tests bench
+
+clean:
+	rm -rf index data .pytest_cache

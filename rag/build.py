@@ -1,0 +1,147 @@
+"""Incremental index builds: re-embed only new or changed documents, reuse the rest."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rag.chunking import ChunkerSettings, chunk_document
+from rag.corpus import document_hash, load_corpus
+from rag.embedding import Embedder, encode_batched
+from rag.errors import IndexStateError
+from rag.index_store import (FORMAT_VERSION, DocumentEntry, Manifest, build_lock, check_compatible,
+                             current_generation, load_vectors, read_manifest, write_generation)
+from rag.settings import Settings
+from rag.store import ChunkStore
+from rag.types import Chunk, Document
+from rag.vector_index import choose_index_kind
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    chunks_embedded: int
+    chunk_count: int
+    seconds: float
+    generation: str
+
+    @property
+    def did_nothing(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+
+def embedding_text(chunk: Chunk, document: Document) -> str:
+    """What the dense model sees: the passage under its title and section headings for context."""
+    headings = [h for h in chunk.section if h != document.title]
+    return "\n".join([document.title, *headings, chunk.text])
+
+
+def lexical_text(chunk: Chunk, document: Document) -> str:
+    """What BM25 sees: title and section words are repeated into the field to weigh them."""
+    return "\n".join([document.title, *chunk.section, chunk.text])
+
+
+def chunker_settings(settings: Settings) -> ChunkerSettings:
+    return ChunkerSettings(size=settings.chunk_size, overlap=settings.chunk_overlap)
+
+
+def _reusable(index_dir: Path, settings: Settings, embedder: Embedder) -> tuple[Path, Manifest] | None:
+    """The served generation if its vectors can be reused by this build, else ``None``."""
+    try:
+        folder = current_generation(index_dir)
+        if folder is None:
+            return None
+        manifest = read_manifest(folder)
+        check_compatible(manifest, embedder.name, embedder.dimension)
+    except IndexStateError:
+        return None  # a broken or foreign index is simply rebuilt from scratch
+    return (folder, manifest) if manifest.chunker == chunker_settings(settings) else None
+
+
+def build_index(settings: Settings, embedder: Embedder, progress: Progress | None = None,
+                force: bool = False) -> BuildReport:
+    """Bring the index in line with the corpus folder; a no-op when nothing changed."""
+    began = time.perf_counter()
+    with build_lock(settings.index_dir):
+        documents = load_corpus(settings.corpus_dir, settings.max_upload_bytes)
+        previous = None if force else _reusable(settings.index_dir, settings, embedder)
+        old_entries = previous[1].documents if previous else {}
+        hashes = {d.id: document_hash(d) for d in documents}
+        added = tuple(d.id for d in documents if d.id not in old_entries)
+        changed = tuple(d.id for d in documents if d.id in old_entries and old_entries[d.id].hash != hashes[d.id])
+        unchanged = tuple(d.id for d in documents if d.id in old_entries and old_entries[d.id].hash == hashes[d.id])
+        removed = tuple(sorted(set(old_entries) - set(hashes)))
+        if previous and not (added or changed or removed):
+            return BuildReport(added, changed, removed, unchanged, 0, previous[1].chunk_count,
+                               time.perf_counter() - began, previous[0].name)
+
+        chunks, vectors, embedded = _chunks_and_vectors(documents, set(unchanged), previous, settings,
+                                                        embedder, progress)
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model_name=embedder.name,
+            dimension=embedder.dimension,
+            chunker=chunker_settings(settings),
+            index_kind=choose_index_kind(len(chunks)),
+            chunk_count=len(chunks),
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            documents={d.id: DocumentEntry(hashes[d.id], d.path, sum(c.doc_id == d.id for c in chunks))
+                       for d in documents},
+        )
+        by_id = {d.id: d for d in documents}
+        write_generation(settings.index_dir, manifest, documents, chunks, vectors,
+                         [lexical_text(c, by_id[c.doc_id]) for c in chunks])
+        folder = current_generation(settings.index_dir)
+        return BuildReport(added, changed, removed, unchanged, embedded, len(chunks),
+                           time.perf_counter() - began, folder.name if folder else "")
+
+
+def _chunks_and_vectors(documents: list[Document], unchanged: set[str],
+                        previous: tuple[Path, Manifest] | None, settings: Settings,
+                        embedder: Embedder, progress: Progress | None) -> tuple[list[Chunk], np.ndarray, int]:
+    """All chunks in corpus order with their vectors: reused for unchanged documents, new otherwise."""
+    reused: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+    if previous and unchanged:
+        store = ChunkStore(previous[0] / "store.sqlite")
+        old_vectors = load_vectors(previous[0])
+        try:
+            for doc_id in unchanged:
+                rows_chunks = store.chunks_of(doc_id)
+                rows = [r for r, _ in rows_chunks]
+                reused[doc_id] = ([c for _, c in rows_chunks], np.asarray(old_vectors[rows]))
+        finally:
+            store.close()
+
+    fresh: list[Chunk] = []
+    fresh_texts: list[str] = []
+    for document in documents:
+        if document.id not in reused:
+            for chunk in chunk_document(document, chunker_settings(settings)):
+                fresh.append(chunk)
+                fresh_texts.append(embedding_text(chunk, document))
+    fresh_vectors = encode_batched(embedder, fresh_texts, settings.batch_size, progress)
+    fresh_by_doc: dict[str, list[int]] = {}
+    for position, chunk in enumerate(fresh):
+        fresh_by_doc.setdefault(chunk.doc_id, []).append(position)
+
+    chunks: list[Chunk] = []
+    parts: list[np.ndarray] = [np.zeros((0, embedder.dimension), dtype=np.float32)]
+    for document in documents:
+        if document.id in reused:
+            doc_chunks, doc_vectors = reused[document.id]
+        else:
+            positions = fresh_by_doc.get(document.id, [])
+            doc_chunks, doc_vectors = [fresh[p] for p in positions], fresh_vectors[positions]
+        chunks.extend(doc_chunks)
+        parts.append(doc_vectors)
+    return chunks, np.concatenate(parts).astype(np.float32), len(fresh)

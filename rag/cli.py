@@ -1,0 +1,228 @@
+"""The ``rag`` command: a thin shell over the library. JSON on stdout with ``--json``,
+one-line errors on stderr with a non-zero exit. Heavy imports happen inside commands so
+``rag --help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+EXIT_ERROR = 1
+
+
+def _settings(args: argparse.Namespace, **extra: Any):
+    from rag.settings import Settings
+
+    return Settings.from_env(corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None),
+                             **extra)
+
+
+def _progress_bar(description: str) -> Callable[[int, int], None]:
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.setdefault("bar", tqdm(total=total, desc=description, unit="chunk", file=sys.stderr,
+                                           disable=None))
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _open(args: argparse.Namespace):
+    from rag.session import open_session
+
+    session, report = open_session(_settings(args), progress=_progress_bar("embedding"))
+    if report is not None:
+        print(f"built the index first: {report.chunk_count} chunks from "
+              f"{len(report.added)} sources in {report.seconds:.1f}s", file=sys.stderr)
+    return session
+
+
+def _read_queries(path: str) -> Iterator[dict[str, Any]]:
+    from rag.errors import RagError
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RagError(f"cannot read queries file {path!r}: {exc.__class__.__name__}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            yield {"id": item["id"], "question": item["question"]}
+        except (ValueError, KeyError, TypeError):
+            raise RagError(f"{path}:{number}: expected a JSON object with 'id' and 'question'") from None
+
+
+def _print_json(value: Any, pretty: bool = True) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2 if pretty else None))
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    from rag.build import build_index
+    from rag.session import load_embedder
+
+    settings = _settings(args)
+    report = build_index(settings, load_embedder(settings), _progress_bar("embedding"), force=args.force)
+    if args.json:
+        _print_json({**report.__dict__})
+        return
+    if report.did_nothing:
+        print(f"index is up to date: {report.chunk_count} chunks from {len(report.unchanged)} sources")
+        return
+    print(f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}, "
+          f"unchanged {len(report.unchanged)} sources; embedded {report.chunks_embedded} chunks; "
+          f"index holds {report.chunk_count} chunks ({report.seconds:.1f}s)")
+
+
+def cmd_add(args: argparse.Namespace) -> None:
+    from rag.build import build_index
+    from rag.corpus import add_source
+    from rag.session import load_embedder
+
+    settings = _settings(args)
+    metadata = {"id": args.id, "title": args.title, "authors": args.authors, "year": args.year,
+                "venue": args.venue, "url": args.url}
+    document = add_source(settings.corpus_dir, Path(args.file), metadata, settings.max_upload_bytes)
+    report = build_index(settings, load_embedder(settings), _progress_bar("embedding"))
+    print(f"added {document.id!r} ({document.title}); embedded {report.chunks_embedded} chunks, "
+          f"index holds {report.chunk_count}")
+
+
+def cmd_remove(args: argparse.Namespace) -> None:
+    from rag.build import build_index
+    from rag.corpus import remove_source
+    from rag.session import load_embedder
+
+    settings = _settings(args)
+    document = remove_source(settings.corpus_dir, args.source_id, settings.max_upload_bytes)
+    report = build_index(settings, load_embedder(settings))
+    print(f"removed {document.id!r}; index holds {report.chunk_count} chunks")
+
+
+def cmd_sources(args: argparse.Namespace) -> None:
+    from rag.index_store import current_generation, open_index
+    from rag.reporting import source_row
+
+    settings = _settings(args)
+    # Listing needs no model unless the index must be built first.
+    index = open_index(settings.index_dir, settings.model_name) if current_generation(settings.index_dir) \
+        else _open(args).index
+    rows = [source_row(d, index.manifest.documents[d.id].chunks) for d in index.store.documents()]
+    if args.json:
+        _print_json(rows)
+        return
+    for row in rows:
+        authors = ", ".join(row["authors"][:3]) + (" et al." if len(row["authors"]) > 3 else "")
+        print(f"{row['source_id']:<40} {row['chunks']:>4} chunks  {row['year'] or '----'}  "
+              f"{row['title']} — {authors}")
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from rag.reporting import hit_row
+
+    session = _open(args)
+    sources = tuple(args.source or ())
+
+    def run(question: str) -> list[dict[str, Any]]:
+        hits = session.search(question, k=args.k, mode=args.mode, sources=sources)
+        return [hit_row(h, session.index.store.document(h.chunk.doc_id)) for h in hits]
+
+    if args.queries:
+        for query in _read_queries(args.queries):
+            print(json.dumps({**query, "hits": run(query["question"])}, ensure_ascii=False), flush=True)
+        return
+    if not args.question:
+        raise _usage("search needs a QUESTION or --queries FILE")
+    rows = run(args.question)
+    if args.json:
+        _print_json(rows)
+        return
+    for row in rows:
+        print(f"[{row['rank']}] {row['score']:.3f}  {row['title']} — {row['section'] or '(no section)'}  "
+              f"({row['source_id']} {row['start']}:{row['end']})")
+        print("    " + " ".join(row["text"].split())[:400] + "\n")
+
+
+def _usage(message: str) -> Exception:
+    from rag.errors import RagError
+
+    return RagError(message)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Offline, cited question answering over research sources.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable, help_text: str, with_json: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--corpus", help="corpus folder (default: corpus/ or $RAG_CORPUS_DIR)")
+        sub.add_argument("--index", help="index folder (default: index/ or $RAG_INDEX_DIR)")
+        if with_json:
+            sub.add_argument("--json", action="store_true", help="print JSON on stdout")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    build = command("build", cmd_build, "Build or incrementally update the index from the corpus folder.")
+    build.add_argument("--force", action="store_true", help="re-embed every document")
+
+    add = command("add", cmd_add, "Add a source file (txt, md, html, pdf) to the corpus, then index it.", with_json=False)
+    add.add_argument("file")
+    add.add_argument("--id", help="source id (default: from front matter or file name)")
+    add.add_argument("--title")
+    add.add_argument("--authors", help="authors separated by ';'")
+    add.add_argument("--year", type=int)
+    add.add_argument("--venue")
+    add.add_argument("--url")
+
+    remove = command("remove", cmd_remove, "Remove a source by id, then update the index.", with_json=False)
+    remove.add_argument("source_id")
+
+    command("sources", cmd_sources, "List the indexed sources.")
+
+    search = command("search", cmd_search, "Rank passages for a question.")
+    search.add_argument("question", nargs="?")
+    search.add_argument("--queries", help="JSONL file of {id, question}; prints one JSON line per query")
+    search.add_argument("--k", type=int, default=5, help="passages to return (default 5)")
+    search.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="retrieval mode (default hybrid)")
+    search.add_argument("--source", action="append", help="restrict to this source id (repeatable)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Models must never be fetched from a hub; set before any Hugging Face import.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    args = build_parser().parse_args(argv)
+    from rag.errors import RagError
+
+    try:
+        args.handler(args)
+    except RagError as exc:
+        print(f"rag: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("rag: interrupted; the index being served is unchanged", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The corpus folder: source files plus ``sources.yaml`` with metadata for files that lack it.
+
+Metadata precedence: ``sources.yaml`` entry, then the file's own front matter / PDF info,
+then defaults derived from the file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from rag.errors import SourceError
+from rag.loaders import LOADERS, parse_source
+from rag.types import Document
+
+MANIFEST_NAME = "sources.yaml"
+IGNORED_NAMES = frozenset({MANIFEST_NAME, "SOURCES.md", "README.md"})
+MANIFEST_HEADER = (
+    "# Metadata for sources whose files carry none of their own (Markdown files may use front\n"
+    "# matter instead). Keys are file names in this folder; `rag add` maintains this file.\n"
+)
+_CORE_FIELDS = ("id", "title", "authors", "year", "venue", "url", "kind")
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug or "source"
+
+
+def read_manifest(corpus_dir: Path) -> dict[str, dict[str, Any]]:
+    path = corpus_dir / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SourceError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix or delete it") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise SourceError(f"{path}: expected a mapping of file name -> metadata mapping")
+    return data
+
+
+def write_manifest(corpus_dir: Path, manifest: Mapping[str, Mapping[str, Any]]) -> None:
+    """Replace ``sources.yaml`` atomically so a crash never leaves half a manifest."""
+    text = MANIFEST_HEADER + yaml.safe_dump(dict(manifest), sort_keys=True, allow_unicode=True)
+    _atomic_write(corpus_dir / MANIFEST_NAME, text.encode("utf-8"))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _as_authors(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(a.strip() for a in re.split(r";|\band\b", value) if a.strip())
+    return tuple(str(a) for a in value)
+
+
+def _as_year(value: Any, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SourceError(f"{name}: year {value!r} is not a number") from None
+
+
+def load_document(path: Path, metadata: Mapping[str, Any], max_bytes: int) -> Document:
+    """Parse ``path`` and combine its own metadata with ``metadata`` (which wins)."""
+    parsed = parse_source(path, max_bytes)
+    merged = {**parsed.metadata, **{k: v for k, v in metadata.items() if v not in (None, "")}}
+    extra = tuple(
+        (str(k), str(v))
+        for k, v in merged.items()
+        if k not in _CORE_FIELDS and isinstance(v, (str, int, float)) and v not in (None, "")
+    )
+    return Document(
+        id=str(merged.get("id") or slugify(path.stem)),
+        title=str(merged.get("title") or path.stem.replace("-", " ").replace("_", " ")),
+        text=parsed.text,
+        authors=_as_authors(merged.get("authors")),
+        year=_as_year(merged.get("year"), path.name),
+        venue=str(merged.get("venue") or ""),
+        url=str(merged.get("url") or ""),
+        kind=str(merged.get("kind") or path.suffix.lstrip(".").lower()),
+        path=path.name,
+        sections=parsed.sections,
+        pages=parsed.pages,
+        extra=extra,
+    )
+
+
+def source_files(corpus_dir: Path) -> list[Path]:
+    if not corpus_dir.is_dir():
+        raise SourceError(f"corpus folder {str(corpus_dir)!r} does not exist; pass --corpus DIR")
+    return sorted(
+        p
+        for p in corpus_dir.iterdir()
+        if p.is_file() and p.name not in IGNORED_NAMES and not p.name.startswith(".")
+        and p.suffix.lower() in LOADERS
+    )
+
+
+def load_corpus(corpus_dir: Path, max_bytes: int) -> list[Document]:
+    """Every source in the folder as a document; duplicate ids are an error."""
+    manifest = read_manifest(corpus_dir)
+    documents = [load_document(p, manifest.get(p.name, {}), max_bytes) for p in source_files(corpus_dir)]
+    seen: dict[str, str] = {}
+    for doc in documents:
+        if doc.id in seen:
+            raise SourceError(f"{doc.path} and {seen[doc.id]} both have id {doc.id!r}; give one a new id")
+        seen[doc.id] = doc.path
+    return documents
+
+
+def document_hash(document: Document) -> str:
+    """Content hash of everything that affects a document's chunks and citations."""
+    payload = repr((document.text, document.sections, document.pages, document.title,
+                    document.authors, document.year, document.venue, document.url, document.kind,
+                    document.extra, document.path))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def safe_file_name(name: str) -> str:
+    """A plain file name for an upload: no folders, no hidden files, safe characters only."""
+    base = Path(name.replace("\\", "/")).name
+    stem, suffix = os.path.splitext(base)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-") or "source"
+    return f"{stem}{suffix.lower()}"
+
+
+def add_source(corpus_dir: Path, file: Path, metadata: Mapping[str, Any], max_bytes: int,
+               file_name: str | None = None) -> Document:
+    """Validate ``file`` as a source, then copy it into the corpus with its metadata.
+
+    Nothing in the corpus changes unless the file parses; an existing file or id is never
+    overwritten.
+    """
+    name = safe_file_name(file_name or file.name)
+    target = corpus_dir / name
+    if target.exists():
+        raise SourceError(f"{name}: a source with this file name already exists; rename the file")
+    fields = {k: v for k, v in metadata.items() if v not in (None, "", ())}
+    # Stage inside the corpus folder so the final move is an atomic rename on one filesystem.
+    with tempfile.TemporaryDirectory(dir=corpus_dir, prefix=".staging-") as staging:
+        staged = Path(staging) / name
+        shutil.copyfile(file, staged)
+        document = load_document(staged, fields, max_bytes)
+        if document.id in {d.id for d in load_corpus(corpus_dir, max_bytes)}:
+            raise SourceError(f"{name}: a source with id {document.id!r} already exists; pass another --id")
+        manifest = read_manifest(corpus_dir)
+        manifest[name] = {**fields, "id": document.id}
+        os.replace(staged, target)
+        write_manifest(corpus_dir, manifest)
+    return document
+
+
+def remove_source(corpus_dir: Path, source_id: str, max_bytes: int) -> Document:
+    """Delete a source file and its manifest entry."""
+    documents = {d.id: d for d in load_corpus(corpus_dir, max_bytes)}
+    if source_id not in documents:
+        raise SourceError(f"no source with id {source_id!r}; see `rag sources`")
+    document = documents[source_id]
+    manifest = read_manifest(corpus_dir)
+    manifest.pop(document.path, None)
+    write_manifest(corpus_dir, manifest)
+    (corpus_dir / document.path).unlink()
+    return document

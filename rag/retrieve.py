@@ -1,0 +1,135 @@
+"""Ranked passages for a question: dense, BM25, or a fusion of both (the default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from rag.embedding import Embedder
+from rag.errors import QuestionError, SettingsError
+from rag.index_store import Index
+from rag.settings import MODES
+from rag.types import Chunk, Hit
+from rag.vector_index import search_vectors
+
+Candidates = list[tuple[int, float]]  # (row, score), best first
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    question: str
+    k: int = 5
+    mode: str = "hybrid"
+    sources: tuple[str, ...] = ()  # restrict to these source ids; empty means all
+    candidates: int = 50
+    dense_weight: float = 0.5
+
+
+def validate_question(question: str, max_chars: int) -> str:
+    text = question.strip()
+    if not text:
+        raise QuestionError("the question is empty; type a question")
+    if len(text) > max_chars:
+        raise QuestionError(f"the question is {len(text):,} characters long; the limit is {max_chars:,}. "
+                            "Ask something shorter")
+    return text
+
+
+def min_max(candidates: Candidates) -> dict[int, float]:
+    """Scale scores to [0, 1] within one result list (a lone candidate scores 1)."""
+    if not candidates:
+        return {}
+    scores = [s for _, s in candidates]
+    low, high = min(scores), max(scores)
+    span = high - low
+    return {row: (score - low) / span if span > 0 else 1.0 for row, score in candidates}
+
+
+def convex_fusion(dense: Candidates, lexical: Candidates, dense_weight: float) -> Candidates:
+    """``w * minmax(dense) + (1 - w) * minmax(bm25)``; a list that misses a row contributes 0.
+
+    Convex combination of normalised scores, which Bruch et al. (2023, "An Analysis of Fusion
+    Functions for Hybrid Retrieval", ACM TOIS) find more effective than reciprocal rank fusion.
+    """
+    d, b = min_max(dense), min_max(lexical)
+    fused = {row: dense_weight * d.get(row, 0.0) + (1 - dense_weight) * b.get(row, 0.0)
+             for row in d.keys() | b.keys()}
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def overlaps(a: Chunk, b: Chunk, min_share: float = 0.5) -> bool:
+    """Same passage for a reader: same document and at least half of the shorter span shared,
+    or identical text anywhere."""
+    if a.text.split() == b.text.split():
+        return True
+    if a.doc_id != b.doc_id:
+        return False
+    shared = min(a.end, b.end) - max(a.start, b.start)
+    return shared > 0 and shared >= min_share * min(a.end - a.start, b.end - b.start)
+
+
+def collapse_duplicates(hits: Iterable[Hit]) -> list[Hit]:
+    """Keep the best of each group of overlapping or duplicate chunks."""
+    kept: list[Hit] = []
+    for hit in hits:
+        if not any(overlaps(hit.chunk, other.chunk) for other in kept):
+            kept.append(hit)
+    return kept
+
+
+class Retriever:
+    """Searches one opened index with one embedder."""
+
+    def __init__(self, index: Index, embedder: Embedder) -> None:
+        self.index = index
+        self.embedder = embedder
+        self._searchers: dict[str, Callable[[str, int, np.ndarray | None], Candidates]] = {
+            "dense": self._dense,
+            "bm25": self._bm25,
+        }
+
+    def _dense(self, question: str, depth: int, allowed: np.ndarray | None) -> Candidates:
+        query = self.embedder.encode([question])[0]
+        return search_vectors(self.index.vectors, query, depth, allowed)
+
+    def _bm25(self, question: str, depth: int, allowed: np.ndarray | None) -> Candidates:
+        mask = None
+        if allowed is not None:
+            mask = np.zeros(self.index.manifest.chunk_count, dtype=bool)
+            mask[allowed] = True
+        return self.index.lexical.search(question, depth, mask)
+
+    def _allowed_rows(self, sources: Sequence[str]) -> np.ndarray | None:
+        if not sources:
+            return None
+        unknown = sorted(set(sources) - set(self.index.manifest.documents))
+        if unknown:
+            raise SettingsError(f"unknown source id(s) {', '.join(map(repr, unknown))}; see `rag sources`")
+        return np.asarray(self.index.store.rows_of(sources), dtype=np.int64)
+
+    def candidates(self, request: SearchRequest) -> dict[str, Candidates]:
+        """Each retriever's own ranked candidates (the raw material of fusion)."""
+        if request.mode not in MODES:
+            raise SettingsError(f"mode {request.mode!r} is not one of {', '.join(MODES)}")
+        allowed = self._allowed_rows(request.sources)
+        names = ("dense", "bm25") if request.mode == "hybrid" else (request.mode,)
+        return {name: self._searchers[name](request.question, request.candidates, allowed)
+                for name in names}
+
+    def search(self, request: SearchRequest) -> list[Hit]:
+        lists = self.candidates(request)
+        if request.mode == "hybrid":
+            ranked = convex_fusion(lists["dense"], lists["bm25"], request.dense_weight)
+        else:
+            ranked = lists[request.mode]
+        members = {name: {row for row, _ in cands} for name, cands in lists.items()}
+        # Fetch a few extra so that collapsing duplicates still leaves k distinct passages.
+        head = ranked[: request.k * 3]
+        chunks = self.index.store.chunks([row for row, _ in head])
+        hits = [Hit(chunk=chunk, score=score, rank=0,
+                    retrievers=tuple(name for name, rows in members.items() if row in rows))
+                for chunk, (row, score) in zip(chunks, head)]
+        distinct = collapse_duplicates(hits)[: request.k]
+        return [Hit(h.chunk, h.score, rank, h.retrievers) for rank, h in enumerate(distinct, start=1)]

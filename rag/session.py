@@ -1,0 +1,55 @@
+"""Wires settings, model and index together for the CLI and the page (which hold no logic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rag.build import BuildReport, Progress, build_index
+from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.errors import IndexStateError
+from rag.index_store import Index, current_generation, open_index
+from rag.retrieve import Retriever, SearchRequest, validate_question
+from rag.settings import Settings
+from rag.types import Hit
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    return SentenceTransformerEmbedder(settings.model_name, settings.model_path, settings.batch_size)
+
+
+@dataclass(frozen=True)
+class Session:
+    settings: Settings
+    embedder: Embedder
+    index: Index
+    retriever: Retriever
+
+    def request(self, question: str, k: int | None = None, mode: str | None = None,
+                sources: tuple[str, ...] = ()) -> SearchRequest:
+        return SearchRequest(
+            question=validate_question(question, self.settings.max_question_chars),
+            k=k or self.settings.k,
+            mode=mode or self.settings.mode,
+            sources=sources,
+            candidates=self.settings.candidates,
+            dense_weight=self.settings.dense_weight,
+        )
+
+    def search(self, question: str, k: int | None = None, mode: str | None = None,
+               sources: tuple[str, ...] = ()) -> list[Hit]:
+        return self.retriever.search(self.request(question, k, mode, sources))
+
+
+def open_session(settings: Settings, embedder: Embedder | None = None,
+                 progress: Progress | None = None) -> tuple[Session, BuildReport | None]:
+    """Open the served index, building it first when there is none yet (a fresh clone)."""
+    embedder = embedder or load_embedder(settings)
+    report = None
+    try:
+        has_index = current_generation(settings.index_dir) is not None
+    except IndexStateError:
+        has_index = False
+    if not has_index:
+        report = build_index(settings, embedder, progress)
+    index = open_index(settings.index_dir, embedder.name, embedder.dimension)
+    return Session(settings, embedder, index, Retriever(index, embedder)), report

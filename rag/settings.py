@@ -1,0 +1,90 @@
+"""One typed settings object: every default lives here, unknown names are rejected.
+
+The environment is read only by :meth:`Settings.from_env`, which the CLI and the page call
+at their edge; library code receives a ``Settings`` value and never looks at ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from rag.errors import SettingsError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MODES = ("dense", "bm25", "hybrid")
+
+
+def _describe(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Knobs for building and querying the index."""
+
+    corpus_dir: Path = _describe(REPO_ROOT / "corpus", "Folder of source files and sources.yaml.")
+    index_dir: Path = _describe(REPO_ROOT / "index", "Folder holding index generations.")
+    data_dir: Path = _describe(REPO_ROOT / "data", "Folder for feedback and other user data.")
+    model_name: str = _describe(DEFAULT_MODEL, "Name recorded in the manifest for the embedder.")
+    model_path: str = _describe(
+        "", "Local model directory; empty means the packaged all-MiniLM-L6-v2."
+    )
+    batch_size: int = _describe(32, "Texts per embedding batch.")
+    chunk_size: int = _describe(600, "Target chunk length in characters.")
+    chunk_overlap: int = _describe(120, "Characters of trailing sentences repeated in the next chunk.")
+    mode: str = _describe("hybrid", "Default retrieval mode: dense, bm25 or hybrid.")
+    k: int = _describe(5, "Hits returned by a search.")
+    candidates: int = _describe(50, "Candidates each retriever contributes to fusion.")
+    dense_weight: float = _describe(0.5, "Weight of the dense score in hybrid fusion (0..1).")
+    max_question_chars: int = _describe(2000, "Longer questions are refused.")
+    max_upload_bytes: int = _describe(20 * 1024 * 1024, "Larger source files are refused.")
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise SettingsError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise SettingsError(f"dense_weight {self.dense_weight!r} must lie in [0, 1]")
+        if self.chunk_overlap >= self.chunk_size:
+            raise SettingsError(
+                f"chunk_overlap {self.chunk_overlap} must be smaller than chunk_size {self.chunk_size}"
+            )
+        for name in ("batch_size", "chunk_size", "k", "candidates", "max_question_chars"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build settings from names and values, coercing strings; unknown names are an error."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise SettingsError(
+                f"unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(fields)}"
+            )
+        coerced = {}
+        for name, value in values.items():
+            kind = type(fields[name].default)
+            try:
+                coerced[name] = kind(value)
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"setting {name}={value!r} is not a valid {kind.__name__}") from exc
+        return cls(**coerced)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``RAG_<NAME>`` variables (e.g. ``RAG_INDEX_DIR``), then apply overrides."""
+        environ = os.environ if environ is None else environ
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {
+            name: environ[f"RAG_{name.upper()}"] for name in names if f"RAG_{name.upper()}" in environ
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)

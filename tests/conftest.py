@@ -1,0 +1,92 @@
+"""Shared fixtures: a keyword embedder that needs no model, and a tiny hand-made corpus."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.settings import Settings
+
+
+class KeywordEmbedder:
+    """One-hot bag of words hashed into a small space: texts sharing words are close.
+
+    Deterministic and instant, so unit tests exercise the real index and fusion math.
+    """
+
+    name = "fake-keyword"
+
+    def __init__(self, dimension: int = 256) -> None:
+        self.dimension = dimension
+        self.calls: list[int] = []  # batch sizes seen, to assert what was (re-)embedded
+
+    def encode(self, texts):
+        self.calls.append(len(texts))
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                vectors[row, zlib.crc32(word.rstrip("s").encode()) % self.dimension] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1.0, norms)
+
+    @property
+    def embedded(self) -> int:
+        return sum(self.calls)
+
+
+TINY_SOURCES = {
+    "cats.md": """---
+id: cats
+title: Notes on Cats
+authors: [Ada Lovelace]
+year: 2020
+venue: Journal of Feline Studies
+url: https://example.org/cats
+---
+# Sleeping
+
+Cats sleep for most of the day. A house cat sleeps about fifteen hours.
+
+# Hunting
+
+Cats hunt small birds and mice at dawn. They stalk silently before they pounce.
+""",
+    "rockets.txt": """Rocket Basics
+
+Propulsion
+
+A rocket engine burns fuel and oxidizer to produce thrust. Liquid engines can be throttled.
+
+Staging
+
+Multi-stage rockets drop empty tanks to save mass. The first stage is the heaviest.
+""",
+}
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in TINY_SOURCES.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    (corpus / "sources.yaml").write_text(
+        "rockets.txt:\n  id: rockets\n  title: Rocket Basics\n  authors: [Robert Goddard]\n  year: 1926\n",
+        encoding="utf-8",
+    )
+    return corpus
+
+
+@pytest.fixture
+def embedder() -> KeywordEmbedder:
+    return KeywordEmbedder()
+
+
+@pytest.fixture
+def settings(tiny_corpus: Path, tmp_path: Path) -> Settings:
+    return Settings(corpus_dir=tiny_corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data",
+                    model_name=KeywordEmbedder.name, chunk_size=200, chunk_overlap=60)
