@@ -67,7 +67,11 @@ def _units(text: str, start: int, end: int, heading_starts: set[int]) -> list[tu
         para_end = match.start() if match else end
         s, e = _strip(text, cursor, para_end)
         cursor = match.end() if match else end
-        if s >= e or s in heading_starts:
+        if s < e and s in heading_starts:
+            # Drop only the heading line: Markdown text often follows its heading without a blank line.
+            line_end = text.find("\n", s, e)
+            s, e = _strip(text, line_end, e) if line_end >= 0 else (e, e)
+        if s >= e:
             continue
         if units and is_citation_line(text[s:e]):
             units[-1] = (units[-1][0], e, True)

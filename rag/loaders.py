@@ -104,6 +104,7 @@ def load_text(path: Path) -> ParsedSource:
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", re.S)
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_MD_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _MD_INLINE = [
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # image -> alt text
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # link -> label
@@ -131,9 +132,21 @@ def render_markdown(body: str) -> tuple[str, list[tuple[int, int, str]]]:
     out: list[str] = []
     headings: list[tuple[int, int, str]] = []
     offset = 0
+    fence = ""  # the marker of the open code block, if any
     for line in body.lstrip("\n").splitlines(keepends=True):
         newline = line[len(line.rstrip("\r\n")) :]
         content = line[: len(line) - len(newline)]
+        marker = _MD_FENCE.match(content)
+        if marker and (not fence or marker.group(1) == fence):
+            # A fence line is markup: it becomes a blank line, so the code is its own paragraph.
+            fence = "" if fence else marker.group(1)
+            out.append(newline)
+            offset += len(newline)
+            continue
+        if fence:  # code is kept verbatim: a "# comment" in it is not a heading
+            out.append(content + newline)
+            offset += len(content) + len(newline)
+            continue
         heading = _MD_HEADING.match(content)
         if heading:
             content = heading.group(2)
@@ -287,6 +300,16 @@ def parse_source(path: Path, max_bytes: int) -> ParsedSource:
     size = path.stat().st_size
     if size > max_bytes:
         raise SourceError(
-            f"{path.name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit for a source"
+            f"{path.name}: {_human_size(size)} is over the {_human_size(max_bytes)} limit for a source; "
+            "split the file or raise RAG_MAX_UPLOAD_BYTES"
         )
     return loader(path)
+
+
+def _human_size(n_bytes: int) -> str:
+    """``"512 bytes"``, ``"1.5 KB"``, ``"20.0 MB"`` (binary units), so small limits stay readable."""
+    if n_bytes < 1024:
+        return f"{n_bytes} bytes"
+    if n_bytes < 1024 * 1024:
+        return f"{n_bytes / 1024:.1f} KB"
+    return f"{n_bytes / (1024 * 1024):.1f} MB"

@@ -57,5 +57,6 @@ def word_cut(text: str, start: int, limit: int) -> int:
     """Largest offset ``<= limit`` that does not cut a word; ``limit`` if no space is found."""
     if limit >= len(text) or text[limit].isspace() or text[limit - 1].isspace():
         return limit
-    space = max(text.rfind(" ", start, limit), text.rfind("\n", start, limit))
+    # Any whitespace separates words (tabs, no-break spaces...), not only " " and "\n".
+    space = next((i for i in range(limit - 1, start, -1) if text[i].isspace()), -1)
     return space if space > start else limit
