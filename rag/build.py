@@ -13,9 +13,10 @@ import numpy as np
 from rag.chunking import ChunkerSettings, chunk_document
 from rag.corpus import document_hash, load_corpus
 from rag.embedding import Embedder, encode_batched
-from rag.errors import IndexStateError
+from rag.errors import IndexStateError, SourceError
 from rag.index_store import (FORMAT_VERSION, DocumentEntry, Manifest, build_lock, check_compatible,
                              current_generation, load_vectors, read_manifest, write_generation)
+from rag.loaders import LOADERS
 from rag.settings import Settings
 from rag.store import ChunkStore
 from rag.types import Chunk, Document
@@ -74,6 +75,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
     began = time.perf_counter()
     with build_lock(settings.index_dir):
         documents = load_corpus(settings.corpus_dir, settings.max_upload_bytes)
+        if not documents:  # an index of nothing answers nothing, and BM25 cannot be built empty
+            raise SourceError(f"corpus folder {str(settings.corpus_dir)!r} has no sources "
+                              f"({', '.join(sorted(LOADERS))}); add one with `rag add FILE`")
         previous = None if force else _reusable(settings.index_dir, settings, embedder)
         old_entries = previous[1].documents if previous else {}
         hashes = {d.id: document_hash(d) for d in documents}

@@ -150,6 +150,9 @@ def add_source(corpus_dir: Path, file: Path, metadata: Mapping[str, Any], max_by
     Nothing in the corpus changes unless the file parses; an existing file or id is never
     overwritten.
     """
+    if not file.is_file():
+        raise SourceError(f"{str(file)!r} is not a file; check the path")
+    source_files(corpus_dir)  # refuses a missing corpus folder before anything is staged
     name = safe_file_name(file_name or file.name)
     target = corpus_dir / name
     if target.exists():
