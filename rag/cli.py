@@ -133,6 +133,12 @@ def cmd_sources(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     from rag.reporting import hit_row
 
+    # Check the request before loading the model: a bad batch line fails before anything prints.
+    if args.question is None and not args.queries:
+        raise _usage("search needs a QUESTION or --queries FILE")
+    if args.k < 1:
+        raise _usage(f"--k must be a positive integer, got {args.k}")
+    queries = list(_read_queries(args.queries)) if args.queries else []
     session = _open(args)
     sources = tuple(args.source or ())
 
@@ -141,11 +147,9 @@ def cmd_search(args: argparse.Namespace) -> None:
         return [hit_row(h, session.index.store.document(h.chunk.doc_id)) for h in hits]
 
     if args.queries:
-        for query in _read_queries(args.queries):
+        for query in queries:
             print(json.dumps({**query, "hits": run(query["question"])}, ensure_ascii=False), flush=True)
         return
-    if not args.question:
-        raise _usage("search needs a QUESTION or --queries FILE")
     rows = run(args.question)
     if args.json:
         _print_json(rows)

@@ -26,6 +26,12 @@ class SearchRequest:
     candidates: int = 50
     dense_weight: float = 0.5
 
+    def __post_init__(self) -> None:
+        # A negative k would silently slice from the end of the ranking.
+        for name in ("k", "candidates"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+
 
 def validate_question(question: str, max_chars: int) -> str:
     text = question.strip()

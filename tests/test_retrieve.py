@@ -117,6 +117,12 @@ def test_source_filter_restricts_every_mode(session, ids):
     assert ranked(both, ids) == [HUNTING, SLEEPING]
 
 
+@pytest.mark.parametrize(("field", "value"), [("k", 0), ("k", -1), ("candidates", 0)])
+def test_non_positive_k_and_candidates_are_refused(field, value):
+    with pytest.raises(SettingsError, match=rf"^{field} must be a positive integer, got {value}$"):
+        SearchRequest("cats", **{field: value})
+
+
 def test_unknown_source_and_mode_are_refused(session):
     with pytest.raises(SettingsError, match=r"^unknown source id\(s\) 'dogs', 'eels'; see `rag sources`$"):
         session.search("cats", sources=("eels", "dogs", "cats"))

@@ -1,0 +1,244 @@
+"""The ``rag`` command on the tiny corpus with the keyword embedder: JSON shapes from DESIGN.md's
+contracts, batch mode, adding sources with metadata, and one-line errors on stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import KeywordEmbedder
+
+import rag.session
+from rag.cli import main
+
+HIT_FIELDS = {"rank", "score", "source_id", "title", "section", "page", "text", "start", "end", "retrievers"}
+
+
+@pytest.fixture
+def cli_env(tiny_corpus: Path, tmp_path: Path, monkeypatch) -> Path:
+    """Point the CLI at the tiny corpus and a fresh index; embed with the keyword fake."""
+    for name, value in {"RAG_CORPUS_DIR": str(tiny_corpus), "RAG_INDEX_DIR": str(tmp_path / "index"),
+                        "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_MODEL_NAME": KeywordEmbedder.name,
+                        "RAG_CHUNK_SIZE": "200", "RAG_CHUNK_OVERLAP": "60"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(rag.session, "load_embedder", lambda settings: KeywordEmbedder())
+    return tmp_path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_ok(capsys, *argv: str) -> str:
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    return out
+
+
+def assert_one_line_error(capsys, argv: tuple[str, ...], message: str) -> None:
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err == f"rag: error: {message}\n"
+
+
+@pytest.fixture
+def built(cli_env, capsys) -> Path:
+    run_ok(capsys, "build")
+    return cli_env
+
+
+# ---------------------------------------------------------------- build
+
+
+def test_build_json_reports_what_changed(cli_env, capsys):
+    report = json.loads(run_ok(capsys, "build", "--json"))
+    assert {k: report[k] for k in ("added", "changed", "removed", "unchanged", "chunks_embedded",
+                                   "chunk_count")} == {
+        "added": ["cats", "rockets"], "changed": [], "removed": [], "unchanged": [],
+        "chunks_embedded": 4, "chunk_count": 4}
+    assert report["generation"] == (cli_env / "index" / "CURRENT").read_text(encoding="utf-8")
+    assert run_ok(capsys, "build") == "index is up to date: 4 chunks from 2 sources\n"
+
+
+def test_build_honours_corpus_and_index_flags(cli_env, capsys, tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.delenv("RAG_INDEX_DIR")
+    out = run_ok(capsys, "build", "--corpus", str(tiny_corpus), "--index", str(tmp_path / "elsewhere"))
+    assert out.startswith("added 2, changed 0, removed 0, unchanged 0 sources; embedded 4 chunks; "
+                          "index holds 4 chunks (")
+    assert (tmp_path / "elsewhere" / "CURRENT").exists()
+
+
+# ---------------------------------------------------------------- search
+
+
+def test_search_json_hits_have_exactly_the_contract_fields(built, capsys):
+    hits = json.loads(run_ok(capsys, "search", "How long does a house cat sleep?", "--json", "--k", "2"))
+    assert len(hits) == 2
+    assert all(set(h) == HIT_FIELDS for h in hits)
+    assert hits[0] == {
+        "rank": 1, "score": 1.0, "source_id": "cats", "title": "Notes on Cats", "section": "Sleeping",
+        "page": None, "text": "Cats sleep for most of the day. A house cat sleeps about fifteen hours.",
+        "start": 10, "end": 81, "retrievers": ["dense", "bm25"],
+    }
+    assert [h["rank"] for h in hits] == [1, 2]
+    assert hits[1]["source_id"] == "cats" and hits[1]["section"] == "Hunting"
+
+
+def test_search_section_paths_are_joined_and_offsets_exact(built, capsys, tiny_corpus):
+    (hit,) = json.loads(run_ok(capsys, "search", "rocket stage heaviest", "--json", "--k", "1",
+                               "--mode", "bm25"))
+    assert hit["section"] == "Rocket Basics > Staging"
+    assert hit["retrievers"] == ["bm25"]
+    text = (tiny_corpus / "rockets.txt").read_text(encoding="utf-8")
+    assert text[hit["start"]:hit["end"]] == hit["text"]
+
+
+def test_search_source_filter_and_modes(built, capsys):
+    hits = json.loads(run_ok(capsys, "search", "cats hunt", "--json", "--mode", "dense",
+                             "--source", "rockets"))
+    assert {h["source_id"] for h in hits} == {"rockets"}
+    assert json.loads(run_ok(capsys, "search", "cats hunt", "--json", "--mode", "bm25",
+                             "--source", "rockets")) == []
+
+
+def test_search_prints_readable_text_without_json(built, capsys):
+    out = run_ok(capsys, "search", "What do cats hunt at dawn?", "--k", "1")
+    assert out == ("[1] 1.000  Notes on Cats — Hunting  (cats 92:171)\n"
+                   "    Cats hunt small birds and mice at dawn. They stalk silently before they pounce.\n\n")
+
+
+def test_search_builds_the_index_on_first_use(cli_env, capsys):
+    code, out, err = run(capsys, "search", "cats", "--json", "--k", "1")
+    assert code == 0
+    assert len(json.loads(out)) == 1
+    assert err.startswith("built the index first: 4 chunks from 2 sources in ")
+
+
+def test_search_queries_batch_prints_one_json_line_per_query(built, capsys, tmp_path):
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"id": "q1", "question": "How long does a house cat sleep?"}\n\n'
+                       '{"id": 7, "question": "Which rocket stage is the heaviest?", "extra": true}\n'
+                       '{"id": "q3", "question": "engine thrust"}\n', encoding="utf-8")
+    out = run_ok(capsys, "search", "--queries", str(queries), "--k", "2", "--mode", "hybrid", "--json")
+    lines = out.splitlines()
+    assert len(lines) == 3
+    rows = [json.loads(line) for line in lines]
+    assert [(r["id"], r["question"]) for r in rows] == [
+        ("q1", "How long does a house cat sleep?"), (7, "Which rocket stage is the heaviest?"),
+        ("q3", "engine thrust")]
+    assert all(set(r) == {"id", "question", "hits"} for r in rows)
+    assert all(len(r["hits"]) == 2 and all(set(h) == HIT_FIELDS for h in r["hits"]) for r in rows)
+    assert [r["hits"][0]["source_id"] for r in rows] == ["cats", "rockets", "rockets"]
+    assert rows[1]["hits"][0]["section"] == "Rocket Basics > Staging"
+
+
+def test_search_queries_errors_name_the_file_and_line_before_any_output(cli_env, capsys, tmp_path):
+    queries = tmp_path / "bad.jsonl"
+    queries.write_text('{"id": "q1", "question": "cats"}\n{"question": "no id"}\n', encoding="utf-8")
+    assert_one_line_error(capsys, ("search", "--queries", str(queries), "--json"),
+                          f"{queries}:2: expected a JSON object with 'id' and 'question'")
+    assert not (cli_env / "index").exists()  # refused before the model loaded or anything was built
+    missing = tmp_path / "missing.jsonl"
+    assert_one_line_error(capsys, ("search", "--queries", str(missing)),
+                          f"cannot read queries file {str(missing)!r}: FileNotFoundError")
+
+
+# ---------------------------------------------------------------- sources / add / remove
+
+
+def test_sources_json_lists_metadata_and_chunk_counts(built, capsys):
+    rows = json.loads(run_ok(capsys, "sources", "--json"))
+    assert rows == [
+        {"source_id": "cats", "title": "Notes on Cats", "authors": ["Ada Lovelace"], "year": 2020,
+         "venue": "Journal of Feline Studies", "url": "https://example.org/cats", "kind": "md",
+         "file": "cats.md", "chunks": 2},
+        {"source_id": "rockets", "title": "Rocket Basics", "authors": ["Robert Goddard"], "year": 1926,
+         "venue": "", "url": "", "kind": "txt", "file": "rockets.txt", "chunks": 2},
+    ]
+    text = run_ok(capsys, "sources")
+    assert text.splitlines()[0].split() == ["cats", "2", "chunks", "2020", "Notes", "on", "Cats", "—",
+                                            "Ada", "Lovelace"]
+
+
+def test_add_with_metadata_flags_indexes_only_the_new_source(built, capsys, tmp_path, tiny_corpus):
+    new = tmp_path / "owl notes.txt"
+    new.write_text("Owl Notes\n\nBarn owls hunt voles by sound at night.\n", encoding="utf-8")
+    out = run_ok(capsys, "add", str(new), "--id", "owls", "--title", "On Owls", "--authors",
+                 "Ann Owl; Bo Hoot", "--year", "2024", "--venue", "Owl Review", "--url", "https://owls.example")
+    assert out == "added 'owls' (On Owls); embedded 1 chunks, index holds 5\n"
+    assert (tiny_corpus / "owl-notes.txt").exists()
+    rows = {r["source_id"]: r for r in json.loads(run_ok(capsys, "sources", "--json"))}
+    assert rows["owls"] == {"source_id": "owls", "title": "On Owls", "authors": ["Ann Owl", "Bo Hoot"],
+                            "year": 2024, "venue": "Owl Review", "url": "https://owls.example", "kind": "txt",
+                            "file": "owl-notes.txt", "chunks": 1}
+    (hit,) = json.loads(run_ok(capsys, "search", "owls voles", "--json", "--k", "1"))
+    assert (hit["source_id"], hit["title"], hit["text"]) == ("owls", "On Owls",
+                                                             "Barn owls hunt voles by sound at night.")
+
+
+def test_add_of_a_bad_file_changes_nothing(built, capsys, tmp_path, tiny_corpus):
+    before = sorted(p.name for p in tiny_corpus.iterdir())
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    assert_one_line_error(capsys, ("add", str(empty)), "empty.txt: the file is empty")
+    assert_one_line_error(capsys, ("add", str(tmp_path / "nope.md")),
+                          f"{str(tmp_path / 'nope.md')!r} is not a file; check the path")
+    assert sorted(p.name for p in tiny_corpus.iterdir()) == before
+
+
+def test_remove_drops_the_source_from_the_index(built, capsys):
+    assert run_ok(capsys, "remove", "rockets") == "removed 'rockets'; index holds 2 chunks\n"
+    assert [r["source_id"] for r in json.loads(run_ok(capsys, "sources", "--json"))] == ["cats"]
+    assert_one_line_error(capsys, ("remove", "rockets"), "no source with id 'rockets'; see `rag sources`")
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("search", "", "--json"), "the question is empty; type a question"),
+    (("search", "   "), "the question is empty; type a question"),
+    (("search", "cats", "--k", "0"), "--k must be a positive integer, got 0"),
+    (("search", "cats", "--k", "-2"), "--k must be a positive integer, got -2"),
+    (("search", "x" * 10_000),
+     "the question is 10,000 characters long; the limit is 2,000. Ask something shorter"),
+    (("search", "cats", "--source", "dogs"), "unknown source id(s) 'dogs'; see `rag sources`"),
+    (("search",), "search needs a QUESTION or --queries FILE"),
+])
+def test_search_errors_are_one_line_on_stderr(built, capsys, argv, message):
+    assert_one_line_error(capsys, argv, message)
+
+
+def test_an_index_from_another_model_is_refused(built, capsys, monkeypatch):
+    monkeypatch.setenv("RAG_MODEL_NAME", "sentence-transformers/all-MiniLM-L6-v2")
+    assert_one_line_error(capsys, ("sources", "--json"),
+                          "index was built with model 'fake-keyword', but the configured model is "
+                          "'sentence-transformers/all-MiniLM-L6-v2'; run `rag build` to rebuild it")
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("RAG_K", "many", "setting k='many' is not a valid int"),
+    ("RAG_MODE", "fuzzy", "mode 'fuzzy' is not one of dense, bm25, hybrid"),
+    ("RAG_CHUNK_OVERLAP", "500", "chunk_overlap 500 must be smaller than chunk_size 200"),
+])
+def test_bad_settings_in_the_environment_are_one_line_errors(cli_env, capsys, monkeypatch, name, value,
+                                                             message):
+    monkeypatch.setenv(name, value)
+    assert_one_line_error(capsys, ("build",), message)
+
+
+def test_a_missing_corpus_is_a_one_line_error(cli_env, capsys, tmp_path):
+    assert_one_line_error(capsys, ("build", "--corpus", str(tmp_path / "absent")),
+                          f"corpus folder {str(tmp_path / 'absent')!r} does not exist; pass --corpus DIR")
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("build", "add", "remove", "sources", "search"):
+        assert command in out
