@@ -49,11 +49,12 @@ class Settings:
             raise SettingsError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise SettingsError(f"dense_weight {self.dense_weight!r} must lie in [0, 1]")
-        if self.chunk_overlap >= self.chunk_size:
+        if not 0 <= self.chunk_overlap < self.chunk_size:
             raise SettingsError(
-                f"chunk_overlap {self.chunk_overlap} must be smaller than chunk_size {self.chunk_size}"
+                f"chunk_overlap {self.chunk_overlap} must be at least 0 and smaller than chunk_size "
+                f"{self.chunk_size}"
             )
-        for name in ("batch_size", "chunk_size", "k", "candidates", "max_question_chars"):
+        for name in ("batch_size", "chunk_size", "k", "candidates", "max_question_chars", "max_upload_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
 

@@ -222,7 +222,7 @@ def test_an_index_from_another_model_is_refused(built, capsys, monkeypatch):
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("RAG_K", "many", "setting k='many' is not a valid int"),
     ("RAG_MODE", "fuzzy", "mode 'fuzzy' is not one of dense, bm25, hybrid"),
-    ("RAG_CHUNK_OVERLAP", "500", "chunk_overlap 500 must be smaller than chunk_size 200"),
+    ("RAG_CHUNK_OVERLAP", "500", "chunk_overlap 500 must be at least 0 and smaller than chunk_size 200"),
 ])
 def test_bad_settings_in_the_environment_are_one_line_errors(cli_env, capsys, monkeypatch, name, value,
                                                              message):
