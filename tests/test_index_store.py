@@ -10,6 +10,7 @@ import pytest
 from rag.build import build_index
 from rag.errors import IndexStateError
 from rag.index_store import CURRENT, FORMAT_VERSION, MANIFEST, open_index, read_manifest
+from rag.settings import REPO_ROOT, Settings
 from rag.store import document_from_json, document_to_json
 from rag.types import Document, Page, Section
 
@@ -127,3 +128,21 @@ def test_document_json_round_trip_keeps_every_field():
                         url="u", kind="pdf", path="d.pdf", sections=(Section(("S", "T"), 0, 4),),
                         pages=(Page(2, 0, 10),), extra=(("doi", "10.1/x"),))
     assert document_from_json(document_to_json(document)) == document
+
+
+def test_every_stored_chunk_of_the_real_corpus_is_an_exact_slice(tmp_path, embedder):
+    settings = Settings(corpus_dir=REPO_ROOT / "corpus", index_dir=tmp_path / "index",
+                        model_name=embedder.name)
+    build_index(settings, embedder)
+    index = open_index(settings.index_dir, embedder.name, embedder.dimension)
+    rows = []
+    for document in index.store.documents():
+        stored = index.store.chunks_of(document.id)
+        assert len(stored) == index.manifest.documents[document.id].chunks > 0
+        for row, chunk in stored:
+            assert document.text[chunk.start:chunk.end] == chunk.text
+            assert chunk.section == document.section_at(chunk.start)
+            rows.append(row)
+    assert sorted(rows) == list(range(len(rows)))
+    assert len(rows) == index.manifest.chunk_count == index.vectors.ntotal == index.store.chunk_count()
+    index.store.close()

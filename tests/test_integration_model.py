@@ -77,8 +77,8 @@ def test_cli_batch_search_prints_one_line_per_question(real, cli_args, capsys, t
     questions = [json.loads(line) for line in
                  (REPO_ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()[:50]]
     batch = tmp_path / "batch.jsonl"
-    batch.write_text("".join(json.dumps({"id": q["id"], "question": q["question"]}) + "\n" for q in questions),
-                     encoding="utf-8")
+    batch.write_text("".join(json.dumps({"id": q["id"], "question": q["question"]}) + "\n"
+                             for q in questions), encoding="utf-8")
     code = main(["search", "--queries", str(batch), "--k", "5", "--json", *cli_args])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -33,10 +33,11 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
 
 
 def make_pdf(pages: list[list[str]], password: str | None = None, title: str | None = None,
-             author: str | None = None) -> bytes:
+             author: str | None = None, image: bool = False) -> bytes:
     """A real PDF whose pages hold the given lines as Helvetica text (an empty list: no text).
 
-    Built with pypdf's object model, so the tests need no PDF-writing dependency.
+    ``image`` paints a small grey inline image on every page, like a scan. Built with pypdf's
+    object model, so the tests need no PDF-writing dependency.
     """
     writer = PdfWriter()
     font = writer._add_object(DictionaryObject({
@@ -46,6 +47,10 @@ def make_pdf(pages: list[list[str]], password: str | None = None, title: str | N
     }))
     for lines in pages:
         page = writer.add_blank_page(612, 792)
+        if image:
+            scan = StreamObject()
+            scan.set_data(b"q 200 0 0 200 72 500 cm BI /W 2 /H 2 /CS /G /BPC 8 ID \x10\x80\xf0\x40 EI Q")
+            page[NameObject("/Contents")] = writer._add_object(scan)
         if not lines:
             continue
         ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"]
@@ -312,8 +317,9 @@ def test_corrupt_pdf_is_refused(tmp_path, data):
         parse(write(tmp_path, "broken.pdf", data))
 
 
-def test_pdf_without_a_text_layer_is_refused(tmp_path):
-    path = write(tmp_path, "scan.pdf", make_pdf([[], []]))
+@pytest.mark.parametrize("image", [True, False], ids=["image-only", "blank"])
+def test_pdf_without_a_text_layer_is_refused(tmp_path, image):
+    path = write(tmp_path, "scan.pdf", make_pdf([[], []], image=image))
     with pytest.raises(SourceError,
                        match=(r"^scan\.pdf: the PDF has no text layer \(scanned images\?\); "
                               r"run OCR on it first$")):
