@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -57,3 +58,19 @@ class LexicalIndex:
             weight_mask=None if allowed is None else allowed.astype(np.float32),
         )
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def idf(self, tokens: Sequence[str]) -> list[float]:
+        """Robertson-Sparck Jones IDF, ``log(1 + (N - df + 0.5) / (df + 0.5))`` (the Lucene BM25 form).
+
+        A token the corpus never uses gets the highest possible weight, so a question that hinges
+        on an absent term is visibly unsupported.
+        """
+        vocab = self._retriever.vocab_dict
+        indptr = self._retriever.scores["indptr"]  # CSC matrix: one column per token
+
+        def document_frequency(token: str) -> int:
+            column = vocab.get(token)
+            return 0 if column is None else int(indptr[column + 1] - indptr[column])
+
+        return [math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+                for df in map(document_frequency, tokens)]

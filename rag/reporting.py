@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag.types import Document, Hit
+from rag.types import Answer, Citation, Document, Hit
 
 SECTION_SEPARATOR = " > "
 
@@ -30,6 +30,7 @@ def hit_row(hit: Hit, document: Document) -> dict[str, Any]:
 
 def source_row(document: Document, chunks: int) -> dict[str, Any]:
     return {
+        **dict(document.extra),  # first, so free-form metadata can never mask a core field
         "source_id": document.id,
         "title": document.title,
         "authors": list(document.authors),
@@ -39,5 +40,61 @@ def source_row(document: Document, chunks: int) -> dict[str, Any]:
         "kind": document.kind,
         "file": document.path,
         "chunks": chunks,
-        **dict(document.extra),
+    }
+
+
+def format_authors(authors: tuple[str, ...], most: int = 3) -> str:
+    """``A, B and C`` for up to ``most`` authors, else ``A, B, C et al.``."""
+    if not authors:
+        return "Unknown author"
+    if len(authors) > most:
+        return ", ".join(authors[:most]) + " et al."
+    return authors[0] if len(authors) == 1 else ", ".join(authors[:-1]) + " and " + authors[-1]
+
+
+def format_location(section: tuple[str, ...], page: int | None) -> str:
+    parts = [section_label(section)] if section else []
+    if page is not None:
+        parts.append(f"p. {page}")
+    return " / ".join(parts)
+
+
+def format_reference(citation: Citation) -> str:
+    """``[n] Authors (year). Title. Venue. URL — section / page``."""
+    document = citation.document
+    year = document.year if document.year is not None else "n.d."
+    parts = [f"[{citation.n}] {format_authors(document.authors)} ({year}). {document.title}."]
+    if document.venue:
+        parts.append(f"{document.venue}.")
+    if document.url:
+        parts.append(document.url)
+    location = format_location(citation.section, citation.page)
+    return " ".join(parts) + (f" — {location}" if location else "")
+
+
+def citation_row(citation: Citation) -> dict[str, Any]:
+    document = citation.document
+    return {
+        "n": citation.n,
+        "source_id": document.id,
+        "title": document.title,
+        "authors": list(document.authors),
+        "year": document.year,
+        "url": document.url,
+        "section": section_label(citation.section),
+        "page": citation.page,
+        "quote": citation.quote,
+        "start": citation.start,
+        "end": citation.end,
+    }
+
+
+def answer_row(answer: Answer) -> dict[str, Any]:
+    """The ``rag ask --json`` shape from DESIGN.md."""
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "support": round(answer.support, 4),
+        "citations": [citation_row(c) for c in answer.citations],
     }

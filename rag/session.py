@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag.answer import AnswerSettings, Generator, compose_answer
 from rag.build import BuildReport, Progress, build_index
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import IndexStateError
 from rag.index_store import Index, current_generation, open_index
 from rag.retrieve import Retriever, SearchRequest, validate_question
 from rag.settings import Settings
-from rag.types import Hit
+from rag.types import Answer, Hit
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -38,6 +39,16 @@ class Session:
     def search(self, question: str, k: int | None = None, mode: str | None = None,
                sources: tuple[str, ...] = ()) -> list[Hit]:
         return self.retriever.search(self.request(question, k, mode, sources))
+
+    def ask(self, question: str, mode: str | None = None, sources: tuple[str, ...] = (),
+            generator: Generator | None = None) -> Answer:
+        """Retrieve, then compose a quoted, cited answer (or an abstention)."""
+        request = self.request(question, mode=mode, sources=sources)
+        hits = self.retriever.search(request)
+        answer_settings = AnswerSettings(max_quotes=self.settings.max_quotes,
+                                         abstain_below=self.settings.abstain_below)
+        return compose_answer(request.question, hits, self.index.store.document, self.embedder,
+                              self.index.lexical, answer_settings, generator)
 
 
 def open_session(settings: Settings, embedder: Embedder | None = None,

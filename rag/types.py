@@ -101,3 +101,4 @@ class Answer:
     abstained: bool
     nearest: tuple[Hit, ...] = ()  # shown as "nearest material" when abstaining
     hits: tuple[Hit, ...] = ()  # the ranked passages the answer was drawn from
+    support: float = 0.0  # strength of the best evidence; below the threshold it abstains
