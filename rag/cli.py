@@ -160,6 +160,39 @@ def cmd_search(args: argparse.Namespace) -> None:
         print("    " + " ".join(row["text"].split())[:400] + "\n")
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from rag import evaluation
+    from rag.eval_report import build_report, display_path, format_table, index_facts, write_report
+    from rag.settings import MODES
+
+    questions_path = Path(args.questions) if args.questions else evaluation.DEFAULT_QUESTIONS
+    questions = evaluation.load_questions(questions_path)
+    modes = MODES if args.mode == "all" else (args.mode,)
+    gate_path = None if args.gate is None else Path(args.gate or evaluation.DEFAULT_THRESHOLDS)
+    gate = evaluation.load_thresholds(gate_path) if gate_path else None
+    session = _open(args)
+    total = sum(q.answerable for q in questions) * len(modes)
+    with tqdm(total=total, desc="evaluating", unit="question", file=sys.stderr, disable=None) as bar:
+        results = evaluation.evaluate_session(session, questions, modes, args.k,
+                                              progress=lambda done, _: bar.update(done - bar.n))
+    report = build_report(results, questions, display_path(questions_path), args.k,
+                          index_facts(session.index))
+    paths = write_report(report, Path(args.report_dir) if args.report_dir else evaluation.DEFAULT_REPORTS)
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_table(report))
+        print(f"report: {display_path(paths['json'])}, summary: {display_path(paths['markdown'])}")
+    if gate and gate_path:
+        problems = evaluation.shortfalls({r.mode: r.metrics for r in results}, gate)
+        if problems:
+            raise _usage(f"quality gate {display_path(gate_path)} failed: {'; '.join(problems)}")
+        print(f"quality gate passed: {gate.mode} meets every minimum in {display_path(gate_path)}",
+              file=sys.stderr)
+
+
 def _usage(message: str) -> Exception:
     from rag.errors import RagError
 
@@ -205,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=int, default=5, help="passages to return (default 5)")
     search.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="retrieval mode (default hybrid)")
     search.add_argument("--source", action="append", help="restrict to this source id (repeatable)")
+
+    evaluate = command("eval", cmd_eval, "Score retrieval per mode on the eval questions; write a report.")
+    evaluate.add_argument("--questions", help="questions JSONL (default eval/questions.jsonl)")
+    evaluate.add_argument("--mode", choices=("dense", "bm25", "hybrid", "all"), default="all",
+                          help="retrieval mode to score (default all)")
+    evaluate.add_argument("--k", type=int, default=10, help="hits scored per question (default 10)")
+    evaluate.add_argument("--report-dir", help="where the JSON, Markdown and PNG go (default eval/reports)")
+    evaluate.add_argument("--gate", nargs="?", const="", metavar="THRESHOLDS",
+                          help="fail unless the gated mode meets the minimums (default eval/thresholds.toml)")
     return parser
 
 

@@ -1,0 +1,88 @@
+"""The CI gate: the real model over the project corpus and eval set must meet eval/thresholds.toml.
+
+One model load and one index build for the module; `rag eval` builds that index itself, as on a
+fresh clone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import jsonschema
+import pytest
+
+from rag.cli import main
+from rag.eval_report import REPORT_SCHEMA
+from rag.evaluation import DEFAULT_THRESHOLDS, METRICS, load_thresholds, shortfalls
+from rag.session import load_embedder
+from rag.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """Run ``rag eval`` with the real model loaded once; returns ``run(*args) -> (code, out, err)``."""
+    folder = tmp_path_factory.mktemp("eval-gate")
+    settings = Settings()
+    embedder = load_embedder(settings)
+    base = ["--corpus", str(settings.corpus_dir), "--index", str(folder / "index"),
+            "--report-dir", str(folder / "reports")]
+
+    def run(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            patch.setattr("rag.session.load_embedder", lambda _settings: embedder)
+            code = main(["eval", *args, *base])
+        return code, out.getvalue(), err.getvalue()
+
+    run.reports = folder / "reports"  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.fixture(scope="module")
+def all_modes(cli):
+    """``rag eval --mode all --gate`` once: the acceptance run and the CI gate together."""
+    code, out, err = cli("--mode", "all", "--gate")
+    report = json.loads((cli.reports / "retrieval.json").read_text(encoding="utf-8"))
+    return code, out, err, report
+
+
+def test_eval_all_modes_on_a_fresh_index_prints_the_table_and_a_valid_report(all_modes, cli):
+    _, out, err, report = all_modes
+    assert "built the index first" in err
+    lines = out.splitlines()
+    assert lines[1].split() == ["mode", *METRICS, "failures"]
+    assert [line.split()[0] for line in lines[2:5]] == ["dense", "bm25", "hybrid"]
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert report["questions"] == {"total": 133, "answerable": 114, "unanswerable": 19}
+    assert (cli.reports / "retrieval.png").stat().st_size > 0
+    assert (cli.reports / "retrieval.md").read_text(encoding="utf-8").startswith("# Retrieval eval")
+
+
+def test_the_gate_covers_the_default_mode():
+    thresholds = load_thresholds(DEFAULT_THRESHOLDS)
+    assert thresholds.mode == Settings().mode
+    assert set(thresholds.minimums) == set(METRICS)
+
+
+def test_default_mode_meets_the_thresholds(all_modes):
+    code, _, err, report = all_modes
+    measured = {mode: body["metrics"] for mode, body in report["modes"].items()}
+    assert shortfalls(measured, load_thresholds(DEFAULT_THRESHOLDS)) == []
+    assert code == 0, err
+    assert "quality gate passed" in err
+
+
+def test_gate_fails_when_a_threshold_is_raised_above_the_measured_value(all_modes, tmp_path):
+    measured = {mode: body["metrics"] for mode, body in all_modes[3]["modes"].items()}
+    ndcg = measured["hybrid"]["ndcg@10"]
+    raised = tmp_path / "thresholds.toml"
+    raised.write_text(DEFAULT_THRESHOLDS.read_text(encoding="utf-8").replace(
+        f'"ndcg@10" = {load_thresholds(DEFAULT_THRESHOLDS).minimums["ndcg@10"]:.3f}',
+        f'"ndcg@10" = {min(1.0, ndcg + 0.01):.4f}'), encoding="utf-8")
+    assert shortfalls(measured, load_thresholds(raised)) == [
+        f"hybrid ndcg@10 = {ndcg:.4f} is below the minimum {min(1.0, ndcg + 0.01):.4f}"]

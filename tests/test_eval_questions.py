@@ -1,0 +1,81 @@
+"""The eval set's schema: eval/questions.jsonl against the project corpus, and the loader's checks."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from rag.corpus import load_corpus
+from rag.evaluation import DEFAULT_QUESTIONS, EvalDataError, load_questions
+from rag.settings import Settings
+
+RAW = [json.loads(line) for line in DEFAULT_QUESTIONS.read_text(encoding="utf-8").splitlines()
+       if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def documents():
+    settings = Settings()
+    return {d.id: d for d in load_corpus(settings.corpus_dir, settings.max_upload_bytes)}
+
+
+def test_the_eval_set_loads_with_unique_ids_and_the_expected_shape():
+    questions = load_questions(DEFAULT_QUESTIONS)
+    assert len(questions) == len(RAW) == 133
+    assert [q.id for q in questions] == [item["id"] for item in RAW]
+    assert not [qid for qid, n in Counter(item["id"] for item in RAW).items() if n > 1]
+    assert all(set(item) == {"id", "question", "answerable", "evidence"} for item in RAW)
+    assert sum(q.answerable for q in questions) == 114
+
+
+def test_answerable_questions_have_evidence_and_unanswerable_ones_none():
+    for question in load_questions(DEFAULT_QUESTIONS):
+        assert bool(question.evidence) == question.answerable, question.id
+
+
+def test_every_quote_is_verbatim_and_unambiguous_in_its_source(documents):
+    problems = []
+    for question in load_questions(DEFAULT_QUESTIONS):
+        for position, evidence in enumerate(question.evidence):
+            document = documents.get(evidence.source_id)
+            if document is None:
+                problems.append(f"{question.id}#{position}: unknown source {evidence.source_id!r}")
+            elif evidence.quote not in document.text:
+                problems.append(f"{question.id}#{position}: not verbatim in {evidence.source_id}")
+            elif document.text.count(evidence.quote) > 1:  # its span would be a guess
+                problems.append(f"{question.id}#{position}: occurs more than once; quote more of it")
+    assert problems == []
+
+
+def test_every_source_is_used_by_some_question(documents):
+    used = {e.source_id for q in load_questions(DEFAULT_QUESTIONS) for e in q.evidence}
+    assert used == set(documents)
+
+
+def _write(tmp_path: Path, *items: object) -> Path:
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join((item if isinstance(item, str) else json.dumps(item)) + "\n" for item in items),
+                    encoding="utf-8")
+    return path
+
+
+GOOD = {"id": "a", "question": "Why?", "answerable": True, "evidence": [{"source_id": "s", "quote": "q"}]}
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    ((GOOD, GOOD), r"questions.jsonl:2: duplicate question id 'a'"),
+    (({**GOOD, "evidence": []},), r":1: question 'a' is answerable=True and needs at least one evidence"),
+    (({**GOOD, "answerable": False},), r"is answerable=False and must not list evidence"),
+    (({**GOOD, "extra": 1},), r"fields are .*'extra'.*; expected exactly"),
+    (({**GOOD, "answerable": "yes"},), r"'answerable' should be a bool, got 'yes'"),
+    (({**GOOD, "evidence": [{"source_id": "s", "quote": "  "}]},),
+     r"evidence #0 should be \{source_id, quote\}"),
+    (("{not json",), r"questions.jsonl:1: not valid JSON"),
+    (({**GOOD, "answerable": False, "evidence": []},), r"no answerable questions"),
+])
+def test_malformed_questions_are_refused_with_file_line_and_reason(tmp_path, items, message):
+    with pytest.raises(EvalDataError, match=message):
+        load_questions(_write(tmp_path, *items))

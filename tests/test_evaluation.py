@@ -1,0 +1,261 @@
+"""rag.evaluation and rag.eval_report on hand-labelled data: exact relevance, metrics, report, gate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from rag.build import build_index
+from rag.cli import main
+from rag.eval_report import REPORT_SCHEMA, build_report, format_table, index_facts, write_report
+from rag.evaluation import (
+    EvalDataError,
+    EvalQuestion,
+    Evidence,
+    EvidenceSpan,
+    Thresholds,
+    evaluate_session,
+    judge,
+    load_questions,
+    load_thresholds,
+    locate_evidence,
+    score,
+    shortfalls,
+)
+from rag.session import open_session
+from rag.types import Chunk, Hit
+
+LOG2_3 = math.log2(3)
+
+# Hand-labelled against the tiny corpus (conftest): each section is one chunk, and BM25 ranks the
+# two chunks sharing the question's words first and second (checked in test_bm25_ranks_below).
+#   qa: evidence in the Sleeping chunk, ranked 1            -> hit 1, recall 1,   RR 1,   nDCG 1
+#   qb: evidence in Propulsion (rank 2) and in Hunting, which BM25 never returns
+#                                                           -> hit 0, recall 1/2, RR 1/2,
+#                                                              nDCG (1/log2 3) / (1 + 1/log2 3)
+#   qc: evidence in the Sleeping chunk, ranked 2            -> hit 0, recall 1,   RR 1/2, nDCG 1/log2 3
+#   qd: unanswerable, left out of every retrieval metric
+QUESTIONS = [
+    {"id": "qa", "question": "How long does a house cat sleep?", "answerable": True,
+     "evidence": [{"source_id": "cats", "quote": "A house cat sleeps about fifteen hours."}]},
+    {"id": "qb", "question": "Why do rockets drop empty tanks?", "answerable": True,
+     "evidence": [{"source_id": "rockets", "quote": "Liquid engines can be throttled."},
+                  {"source_id": "cats", "quote": "They stalk silently before they pounce."}]},
+    {"id": "qc", "question": "What do cats hunt at dawn?", "answerable": True,
+     "evidence": [{"source_id": "cats", "quote": "Cats sleep for most of the day."}]},
+    {"id": "qd", "question": "What is the boiling point of lead?", "answerable": False, "evidence": []},
+]
+NDCG_QB = (1 / LOG2_3) / (1 + 1 / LOG2_3)
+EXPECTED_PER_QUESTION = {
+    "qa": {"hit@1": 1.0, "recall@5": 1.0, "mrr@10": 1.0, "ndcg@10": 1.0},
+    "qb": {"hit@1": 0.0, "recall@5": 0.5, "mrr@10": 0.5, "ndcg@10": NDCG_QB},
+    "qc": {"hit@1": 0.0, "recall@5": 1.0, "mrr@10": 0.5, "ndcg@10": 1 / LOG2_3},
+}
+
+
+def write_questions(path: Path, items: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def questions_file(tmp_path: Path) -> Path:
+    return write_questions(tmp_path / "questions.jsonl", QUESTIONS)
+
+
+@pytest.fixture
+def session(settings, embedder):
+    build_index(settings, embedder)
+    return open_session(settings, embedder)[0]
+
+
+def hit(rank: int, doc_id: str, start: int, end: int, chunk_id: str) -> Hit:
+    return Hit(Chunk(chunk_id, doc_id, "x" * (end - start), start, end), score=1.0 / rank, rank=rank)
+
+
+# ---------------------------------------------------------------- relevance by span overlap
+
+
+def test_judge_records_first_cover_under_evidence_key_and_everything_else_under_chunk_id():
+    spans = (EvidenceSpan("q#0", "d", 10, 20, "a"), EvidenceSpan("q#1", "d", 50, 60, "b"))
+    hits = [
+        hit(1, "e", 10, 20, "c1"),  # same offsets, other source: not relevant
+        hit(2, "d", 0, 10, "c2"),  # ends where the quote starts: [start, end) do not overlap
+        hit(3, "d", 15, 55, "c3"),  # covers both quotes for the first time: both credited here
+        hit(4, "d", 12, 18, "c4"),  # covers q#0 again: counted as non-relevant
+    ]
+    assert judge(hits, spans) == {"c1": 1.0, "c2": 0.5, "q#0": 1 / 3, "q#1": 1 / 3, "c4": 0.25}
+
+
+def test_score_matches_hand_computed_values_for_the_judged_run():
+    qrels = {"q": {"q#0": 1, "q#1": 1}}
+    run = {"q": {"c1": 1.0, "c2": 0.5, "q#0": 1 / 3, "q#1": 1 / 3, "c4": 0.25}}
+    means, per_question = score(qrels, run)
+    # Relevant at positions 3 and 4; ideal ranking puts them at 1 and 2.
+    ndcg = (1 / math.log2(4) + 1 / math.log2(5)) / (1 + 1 / LOG2_3)
+    assert means == pytest.approx({"hit@1": 0.0, "recall@5": 1.0, "mrr@10": 1 / 3, "ndcg@10": ndcg})
+    assert per_question == {"q": pytest.approx(means)}
+
+
+def test_a_question_without_hits_scores_zero():
+    means, per_question = score({"q": {"q#0": 1}, "r": {"r#0": 1}}, {"q": {"q#0": 1.0}, "r": {}})
+    assert per_question["r"] == {"hit@1": 0.0, "recall@5": 0.0, "mrr@10": 0.0, "ndcg@10": 0.0}
+    assert means == pytest.approx({"hit@1": 0.5, "recall@5": 0.5, "mrr@10": 0.5, "ndcg@10": 0.5})
+
+
+def test_locate_evidence_gives_exact_offsets_and_refuses_missing_quotes_or_sources():
+    question = EvalQuestion("q1", "?", True, (Evidence("doc", "brown fox"),))
+    spans = locate_evidence(question, {"doc": "the quick brown fox"}.get)
+    assert spans == (EvidenceSpan("q1#0", "doc", 10, 19, "brown fox"),)
+    with pytest.raises(EvalDataError, match=r"q1: evidence #0 is not verbatim in 'doc': 'brown fox'"):
+        locate_evidence(question, {"doc": "the quick brown  fox"}.get)
+    with pytest.raises(EvalDataError, match=r"q1: evidence source 'doc' is not indexed; .*rag build"):
+        locate_evidence(question, {}.get)
+
+
+# ---------------------------------------------------------------- the tiny corpus, end to end
+
+
+def test_bm25_ranks_below(session):
+    """The ranks the hand labels above rely on."""
+    def ranked(question):
+        return [(h.chunk.doc_id, h.chunk.section[-1]) for h in session.search(question, k=10, mode="bm25")]
+
+    assert ranked("How long does a house cat sleep?") == [("cats", "Sleeping"), ("cats", "Hunting")]
+    assert ranked("Why do rockets drop empty tanks?") == [("rockets", "Staging"), ("rockets", "Propulsion")]
+    assert ranked("What do cats hunt at dawn?") == [("cats", "Hunting"), ("cats", "Sleeping")]
+
+
+def test_evaluate_session_scores_each_question_as_labelled_by_hand(session, questions_file):
+    (result,) = evaluate_session(session, load_questions(questions_file), modes=("bm25",), k=10)
+    assert result.mode == "bm25"
+    assert set(result.per_question) == {"qa", "qb", "qc"}  # qd is unanswerable
+    for qid, expected in EXPECTED_PER_QUESTION.items():
+        assert result.per_question[qid] == pytest.approx(expected), qid
+    assert result.metrics == pytest.approx({
+        "hit@1": 1 / 3, "recall@5": 2.5 / 3, "mrr@10": 2 / 3, "ndcg@10": (1 + NDCG_QB + 1 / LOG2_3) / 3})
+
+
+def test_failures_name_the_expected_evidence_and_what_ranked_first(session, questions_file):
+    (result,) = evaluate_session(session, load_questions(questions_file), modes=("bm25",), k=10)
+    failures = {f.question.id: f for f in result.failures}
+    assert sorted(failures) == ["qb", "qc"]
+    qb = failures["qb"]
+    assert qb.first_relevant_rank == 2
+    assert (qb.top.rank, qb.top.chunk.doc_id) == (1, "rockets")
+    assert qb.top.chunk.section == ("Rocket Basics", "Staging")
+    document = session.index.store.document("rockets")
+    assert [document.text[s.start:s.end] for s in qb.spans[:1]] == ["Liquid engines can be throttled."]
+    assert failures["qc"].top.chunk.section == ("Hunting",)
+
+
+def test_every_mode_is_scored_and_progress_reaches_the_total(session, questions_file):
+    seen = []
+    results = evaluate_session(session, load_questions(questions_file), k=10,
+                               progress=lambda done, total: seen.append((done, total)))
+    assert [r.mode for r in results] == ["dense", "bm25", "hybrid"]
+    assert seen[-1] == (9, 9) and len(seen) == 9  # 3 answerable questions x 3 modes
+    assert results[0].per_question["qa"]["hit@1"] == 1.0  # the keyword embedder finds it too
+
+
+# ---------------------------------------------------------------- report
+
+
+def test_report_validates_and_is_written_as_json_markdown_and_png(session, questions_file, tmp_path):
+    questions = load_questions(questions_file)
+    results = evaluate_session(session, questions, k=10)
+    report = build_report(results, questions, "questions.jsonl", 10, index_facts(session.index))
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert report["questions"] == {"total": 4, "answerable": 3, "unanswerable": 1}
+    assert report["answers"] is None
+    bm25 = report["modes"]["bm25"]
+    assert bm25["metrics"]["mrr@10"] == 0.6667
+    assert [f["id"] for f in bm25["failures"]] == ["qb", "qc"]
+    assert bm25["failures"][0]["evidence"][0] == {"key": "qb#0", "source_id": "rockets",
+                                                  "quote": "Liquid engines can be throttled.",
+                                                  "start": 86, "end": 118}
+
+    paths = write_report(report, tmp_path / "reports")
+    assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
+    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert "| bm25 | 0.333 | 0.833 | 0.667 | 0.673 | 2 |" in markdown
+    assert "![metrics per mode](retrieval.png)" in markdown
+    assert "| qb | Why do rockets drop empty tanks? |" in markdown
+    table = format_table(report)
+    assert "bm25         0.333     0.833     0.667     0.673         2" in table
+
+
+def test_schema_rejects_a_report_with_a_missing_metric(session, questions_file):
+    questions = load_questions(questions_file)
+    report = build_report(evaluate_session(session, questions, ("bm25",), k=10), questions, "q", 10,
+                          index_facts(session.index))
+    del report["modes"]["bm25"]["metrics"]["ndcg@10"]
+    with pytest.raises(jsonschema.ValidationError, match="ndcg@10"):
+        jsonschema.validate(report, REPORT_SCHEMA)
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def test_shortfalls_lists_each_metric_below_its_minimum():
+    measured = {"hybrid": {"hit@1": 0.5, "recall@5": 0.9, "mrr@10": 0.7, "ndcg@10": 0.8}}
+    assert shortfalls(measured, Thresholds("hybrid", {"hit@1": 0.5, "recall@5": 0.8})) == []
+    assert shortfalls(measured, Thresholds("hybrid", {"hit@1": 0.51, "ndcg@10": 0.8})) == [
+        "hybrid hit@1 = 0.5000 is below the minimum 0.5100"]
+    with pytest.raises(EvalDataError, match="needs mode 'dense'"):
+        shortfalls(measured, Thresholds("dense", {"hit@1": 0.1}))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('mode = "hybrid"\n[minimums]\n"map@10" = 0.5\n', "unknown metric 'map@10'"),
+    ('mode = "hybrid"\n[minimums]\n"hit@1" = 1.5\n', r"must be a number in \[0, 1\], got 1.5"),
+    ('mode = "fancy"\n[minimums]\n"hit@1" = 0.5\n', "mode 'fancy' is not one of"),
+    ('[minimums]\n"hit@1" = 0.5\n', "expected 'mode' and a \\[minimums\\] table"),
+    ('mode = "hybrid"\n[minimums\n', "cannot read thresholds"),
+])
+def test_thresholds_file_errors_name_the_problem(tmp_path, text, message):
+    path = tmp_path / "thresholds.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(EvalDataError, match=message):
+        load_thresholds(path)
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def cli_env(monkeypatch, embedder, settings):
+    monkeypatch.setattr("rag.session.load_embedder", lambda _settings: embedder)
+    return ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)]
+
+
+def test_cli_eval_builds_the_index_then_prints_json_report(cli_env, questions_file, tmp_path, capsys):
+    code = main(["eval", *cli_env, "--questions", str(questions_file), "--mode", "bm25",
+                 "--report-dir", str(tmp_path / "out"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert list(report["modes"]) == ["bm25"]
+    assert report["modes"]["bm25"]["metrics"]["hit@1"] == 0.3333
+    assert "built the index first" in captured.err
+    assert (tmp_path / "out" / "retrieval.json").is_file()
+
+
+def test_cli_eval_gate_exits_nonzero_with_the_shortfall(cli_env, questions_file, tmp_path, capsys):
+    gate = tmp_path / "gate.toml"
+    gate.write_text('mode = "bm25"\n[minimums]\n"hit@1" = 0.34\n"recall@5" = 0.8\n', encoding="utf-8")
+    args = ["eval", *cli_env, "--questions", str(questions_file), "--report-dir", str(tmp_path / "out")]
+    assert main([*args, "--mode", "bm25", "--gate", str(gate)]) == 1
+    err = capsys.readouterr().err
+    assert "bm25 hit@1 = 0.3333 is below the minimum 0.3400" in err
+    assert "recall@5" not in err.splitlines()[-1]
+    gate.write_text('mode = "bm25"\n[minimums]\n"hit@1" = 0.33\n', encoding="utf-8")
+    assert main([*args, "--mode", "bm25", "--gate", str(gate)]) == 0
+    assert main([*args, "--mode", "dense", "--gate", str(gate)]) == 1
+    assert "needs mode 'bm25'" in capsys.readouterr().err
