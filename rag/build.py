@@ -15,7 +15,8 @@ from rag.corpus import document_hash, load_corpus
 from rag.embedding import Embedder, encode_batched
 from rag.errors import IndexStateError, SourceError
 from rag.index_store import (FORMAT_VERSION, DocumentEntry, Manifest, build_lock, check_compatible,
-                             current_generation, load_vectors, read_manifest, write_generation)
+                             current_generation, load_vectors, read_manifest, verify_checksums,
+                             write_generation)
 from rag.loaders import LOADERS
 from rag.settings import Settings
 from rag.store import ChunkStore
@@ -41,10 +42,10 @@ class BuildReport:
         return not (self.added or self.changed or self.removed)
 
 
-def embedding_text(chunk: Chunk, document: Document) -> str:
-    """What the dense model sees: the passage under its title and section headings for context."""
-    headings = [h for h in chunk.section if h != document.title]
-    return "\n".join([document.title, *headings, chunk.text])
+def embedding_text(chunk: Chunk) -> str:
+    """What the dense model sees: the passage alone. Prefixing title and headings was measured
+    to hurt all-MiniLM-L6-v2 on the project eval (dense hit@1 0.509 with, 0.605 without)."""
+    return chunk.text
 
 
 def lexical_text(chunk: Chunk, document: Document) -> str:
@@ -64,6 +65,7 @@ def _reusable(index_dir: Path, settings: Settings, embedder: Embedder) -> tuple[
             return None
         manifest = read_manifest(folder)
         check_compatible(manifest, embedder.name, embedder.dimension)
+        verify_checksums(folder, manifest)  # never reuse vectors or chunks from a damaged generation
     except IndexStateError:
         return None  # a broken or foreign index is simply rebuilt from scratch
     return (folder, manifest) if manifest.chunker == chunker_settings(settings) else None
@@ -132,7 +134,7 @@ def _chunks_and_vectors(documents: list[Document], unchanged: set[str],
         if document.id not in reused:
             for chunk in chunk_document(document, chunker_settings(settings)):
                 fresh.append(chunk)
-                fresh_texts.append(embedding_text(chunk, document))
+                fresh_texts.append(embedding_text(chunk))
     fresh_vectors = encode_batched(embedder, fresh_texts, settings.batch_size, progress)
     fresh_by_doc: dict[str, list[int]] = {}
     for position, chunk in enumerate(fresh):

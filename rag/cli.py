@@ -160,11 +160,42 @@ def cmd_search(args: argparse.Namespace) -> None:
         print("    " + " ".join(row["text"].split())[:400] + "\n")
 
 
+def cmd_ask(args: argparse.Namespace) -> None:
+    from rag.reporting import answer_row, format_location, format_reference
+
+    if args.question is None and not args.queries:
+        raise _usage("ask needs a QUESTION or --queries FILE")
+    queries = list(_read_queries(args.queries)) if args.queries else []
+    session = _open(args)
+    sources = tuple(args.source or ())
+    if args.queries:
+        for query in queries:
+            answer = session.ask(query["question"], mode=args.mode, sources=sources)
+            print(json.dumps({"id": query["id"], **answer_row(answer)}, ensure_ascii=False), flush=True)
+        return
+    answer = session.ask(args.question, mode=args.mode, sources=sources)
+    if args.json:
+        _print_json(answer_row(answer))
+        return
+    print(answer.text + "\n")
+    if answer.abstained:
+        print("Nearest material:")
+        for hit in answer.nearest:
+            document = session.index.store.document(hit.chunk.doc_id)
+            where = format_location(hit.chunk.section, hit.chunk.page) or "(no section)"
+            print(f"  - {document.title} — {where}: " + " ".join(hit.chunk.text.split())[:200] + "…")
+        return
+    print("References:")
+    for citation in answer.citations:
+        print("  " + format_reference(citation))
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from rag import evaluation
-    from rag.eval_report import build_report, display_path, format_table, index_facts, write_report
+    from rag.eval_report import display_path, format_table, write_report
+    from rag.eval_run import run_evaluation
     from rag.settings import MODES
 
     questions_path = Path(args.questions) if args.questions else evaluation.DEFAULT_QUESTIONS
@@ -173,12 +204,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     gate_path = None if args.gate is None else Path(args.gate or evaluation.DEFAULT_THRESHOLDS)
     gate = evaluation.load_thresholds(gate_path) if gate_path else None
     session = _open(args)
-    total = sum(q.answerable for q in questions) * len(modes)
-    with tqdm(total=total, desc="evaluating", unit="question", file=sys.stderr, disable=None) as bar:
-        results = evaluation.evaluate_session(session, questions, modes, args.k,
-                                              progress=lambda done, _: bar.update(done - bar.n))
-    report = build_report(results, questions, display_path(questions_path), args.k,
-                          index_facts(session.index))
+    with tqdm(desc="evaluating", unit="step", file=sys.stderr, disable=None) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report, results = run_evaluation(session, questions, display_path(questions_path), modes, args.k,
+                                          progress)
     paths = write_report(report, Path(args.report_dir) if args.report_dir else evaluation.DEFAULT_REPORTS)
     if args.json:
         _print_json(report)
@@ -238,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=int, default=5, help="passages to return (default 5)")
     search.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="retrieval mode (default hybrid)")
     search.add_argument("--source", action="append", help="restrict to this source id (repeatable)")
+
+    ask = command("ask", cmd_ask, "Answer a question with verbatim, cited quotes (or say the sources are silent).")
+    ask.add_argument("question", nargs="?")
+    ask.add_argument("--queries", help="JSONL file of {id, question}; prints one JSON answer per line")
+    ask.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="retrieval mode (default hybrid)")
+    ask.add_argument("--source", action="append", help="restrict to this source id (repeatable)")
 
     evaluate = command("eval", cmd_eval, "Score retrieval per mode on the eval questions; write a report.")
     evaluate.add_argument("--questions", help="questions JSONL (default eval/questions.jsonl)")

@@ -117,9 +117,14 @@ REPORT_SCHEMA: dict[str, Any] = {
                 {"type": "null"},
                 {
                     "type": "object",
-                    "required": ["questions", "metrics"],
+                    "required": ["questions", "mode", "threshold", "metrics", "calibrated", "curve"],
                     "properties": {
                         "questions": {"type": "integer", "minimum": 0},
+                        "mode": {"type": "string"},
+                        "threshold": {"type": "number"},
+                        "calibrated": {"type": "object", "required": ["threshold", "max_false_abstention"]},
+                        "curve": {"type": "array", "items": {"type": "object",
+                                                             "required": ["threshold", *ANSWER_METRICS[:3]]}},
                         "metrics": {
                             "type": "object",
                             "required": list(ANSWER_METRICS),
@@ -230,6 +235,15 @@ def format_table(report: Mapping[str, Any]) -> str:
             + f"{len(body['failures']):>10}"
         )
     lines.append("failures: answerable questions whose first hit holds none of the evidence")
+    answers = report["answers"]
+    if answers is not None:
+        lines.append(f"answers ({answers['mode']}, abstain below support {answers['threshold']:.3f}, "
+                     f"{answers['questions']} questions):")
+        lines += [f"  {name:<28}{value:>8.3f}" for name, value in answers["metrics"].items()]
+        best = answers["calibrated"]
+        lines.append(f"  calibrated for <= {best['max_false_abstention']:.0%} false abstention: threshold "
+                     f"{best['threshold']:.3f} abstains on {best['abstained_when_unanswerable']:.0%} of "
+                     "unanswerable questions")
     return "\n".join(lines)
 
 
@@ -274,9 +288,20 @@ def markdown_summary(report: Mapping[str, Any], chart_name: str) -> str:
             rank = row["first_relevant_rank"] or f"> {report['k']}"
             lines.append(f"| {row['id']} | {_clip(row['question'])} | {expected} | {first} | {rank} |")
         lines.append("")
-    if report["answers"] is not None:
-        lines += ["## Answers", "", "| metric | value |", "|---|---:|"]
-        lines += [f"| {n} | {v:.3f} |" for n, v in report["answers"]["metrics"].items()]
+    answers = report["answers"]
+    if answers is not None:
+        best = answers["calibrated"]
+        lines += [f"## Answers ({answers['mode']} mode, abstain below support {answers['threshold']:.3f})", "",
+                  "| metric | value |", "|---|---:|"]
+        lines += [f"| {n} | {v:.3f} |" for n, v in answers["metrics"].items()]
+        lines += ["", f"Calibrated within {best['max_false_abstention']:.0%} false abstention: threshold "
+                  f"{best['threshold']:.3f} abstains on {best['abstained_when_unanswerable']:.1%} of unanswerable "
+                  f"questions and quotes gold evidence for {best['gold_evidence_quoted']:.1%} of answerable ones.",
+                  "", "Trade-off curve (support threshold → abstention on unanswerable / false abstention):", "",
+                  "| threshold | abstained when unanswerable | false abstention | gold evidence quoted |",
+                  "|---:|---:|---:|---:|"]
+        lines += [f"| {p['threshold']:.3f} | {p['abstained_when_unanswerable']:.3f} | {p['false_abstention']:.3f} "
+                  f"| {p['gold_evidence_quoted']:.3f} |" for p in answers["curve"][::4]]
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from rag.store import ChunkStore, write_store
 from rag.types import Chunk, Document
 from rag.vector_index import build_vector_index, load_vector_index, save_vector_index
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: passages embedded without title/headings; BM25 k1 0.9, b 0.4
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 MANIFEST = "manifest.json"
@@ -42,6 +43,9 @@ FAISS = "vectors.faiss"
 STORE = "store.sqlite"
 BM25 = "bm25"
 REBUILD = "run `rag build` to rebuild it"
+# Files every generation has; a manifest without their checksums cannot vouch for them.
+REQUIRED_FILES = (VECTORS, FAISS, STORE)
+_GENERATION = re.compile(r"gen-[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,21 @@ def current_generation(index_dir: Path) -> Path | None:
     pointer = index_dir / CURRENT
     if not pointer.exists():
         return None
-    folder = index_dir / pointer.read_text(encoding="utf-8").strip()
+    name = pointer.read_text(encoding="utf-8").strip()
+    if not _GENERATION.fullmatch(name):
+        raise IndexStateError(f"index pointer {pointer} holds {name[:40]!r}, not a generation name; {REBUILD}")
+    folder = index_dir / name
     if not folder.is_dir():
         raise IndexStateError(f"index at {index_dir} points to a missing generation; {REBUILD}")
     return folder
+
+
+def _served_or_none(index_dir: Path) -> Path | None:
+    """The served generation, or ``None`` when the pointer is missing or broken (a build repairs it)."""
+    try:
+        return current_generation(index_dir)
+    except IndexStateError:
+        return None
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -133,6 +148,10 @@ def check_compatible(manifest: Manifest, model_name: str, dimension: int | None)
 
 
 def verify_checksums(folder: Path, manifest: Manifest) -> None:
+    """Every file the manifest lists must exist with the same SHA-256, and the required ones be listed."""
+    for name in (*REQUIRED_FILES, BM25):
+        if not any(listed == name or listed.startswith(f"{name}/") for listed in manifest.checksums):
+            raise IndexStateError(f"index in {folder.name} has no checksum for {name}; {REBUILD}")
     actual = _checksums(folder)
     for name, expected in manifest.checksums.items():
         if actual.get(name) != expected:
@@ -187,7 +206,7 @@ def write_generation(index_dir: Path, manifest: Manifest, documents: list[Docume
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
     _fsync_dir(folder)
-    previous = current_generation(index_dir)
+    previous = _served_or_none(index_dir)
     _point_current(index_dir, folder.name)
     _remove_stale_generations(index_dir, keep={folder.name} | ({previous.name} if previous else set()))
     return manifest

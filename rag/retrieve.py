@@ -25,8 +25,11 @@ class SearchRequest:
     sources: tuple[str, ...] = ()  # restrict to these source ids; empty means all
     candidates: int = 50
     dense_weight: float = 0.5
+    fusion: str = "convex"
 
     def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise SettingsError(f"fusion {self.fusion!r} is not one of {', '.join(FUSIONS)}")
         # A negative k would silently slice from the end of the ranking.
         for name in ("k", "candidates"):
             if getattr(self, name) < 1:
@@ -63,6 +66,24 @@ def convex_fusion(dense: Candidates, lexical: Candidates, dense_weight: float) -
     fused = {row: dense_weight * d.get(row, 0.0) + (1 - dense_weight) * b.get(row, 0.0)
              for row in d.keys() | b.keys()}
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def reciprocal_rank_fusion(dense: Candidates, lexical: Candidates, dense_weight: float,
+                           k: int = 60) -> Candidates:
+    """``sum 1 / (k + rank)`` over both lists (Cormack, Clarke & Buettcher 2009, SIGIR), each list
+    weighted ``w`` or ``1 - w`` (equal weights give the classic unweighted RRF)."""
+    fused: dict[int, float] = {}
+    for weight, ranked in ((dense_weight, dense), (1 - dense_weight, lexical)):
+        for rank, (row, _) in enumerate(ranked, start=1):
+            fused[row] = fused.get(row, 0.0) + 2 * weight / (k + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+# Hybrid fusion functions by name; the project eval chose convex (eval/reports/hybrid-sweep.md).
+FUSIONS: dict[str, Callable[[Candidates, Candidates, float], Candidates]] = {
+    "convex": convex_fusion,
+    "rrf": reciprocal_rank_fusion,
+}
 
 
 def overlaps(a: Chunk, b: Chunk, min_share: float = 0.5) -> bool:
@@ -127,7 +148,7 @@ class Retriever:
     def search(self, request: SearchRequest) -> list[Hit]:
         lists = self.candidates(request)
         if request.mode == "hybrid":
-            ranked = convex_fusion(lists["dense"], lists["bm25"], request.dense_weight)
+            ranked = FUSIONS[request.fusion](lists["dense"], lists["bm25"], request.dense_weight)
         else:
             ranked = lists[request.mode]
         members = {name: {row for row, _ in cands} for name, cands in lists.items()}

@@ -34,21 +34,24 @@ class Session:
             sources=sources,
             candidates=self.settings.candidates,
             dense_weight=self.settings.dense_weight,
+            fusion=self.settings.fusion,
         )
 
     def search(self, question: str, k: int | None = None, mode: str | None = None,
                sources: tuple[str, ...] = ()) -> list[Hit]:
         return self.retriever.search(self.request(question, k, mode, sources))
 
+    @property
+    def answer_settings(self) -> AnswerSettings:
+        return AnswerSettings(max_quotes=self.settings.max_quotes, abstain_below=self.settings.abstain_below)
+
     def ask(self, question: str, mode: str | None = None, sources: tuple[str, ...] = (),
-            generator: Generator | None = None) -> Answer:
+            generator: Generator | None = None, answer_settings: AnswerSettings | None = None) -> Answer:
         """Retrieve, then compose a quoted, cited answer (or an abstention)."""
         request = self.request(question, mode=mode, sources=sources)
         hits = self.retriever.search(request)
-        answer_settings = AnswerSettings(max_quotes=self.settings.max_quotes,
-                                         abstain_below=self.settings.abstain_below)
         return compose_answer(request.question, hits, self.index.store.document, self.embedder,
-                              self.index.lexical, answer_settings, generator)
+                              self.index.lexical, answer_settings or self.answer_settings, generator)
 
 
 def open_session(settings: Settings, embedder: Embedder | None = None,

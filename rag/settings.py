@@ -41,6 +41,7 @@ class Settings:
     k: int = _describe(5, "Hits returned by a search.")
     candidates: int = _describe(50, "Candidates each retriever contributes to fusion.")
     dense_weight: float = _describe(0.5, "Weight of the dense score in hybrid fusion (0..1).")
+    fusion: str = _describe("convex", "Hybrid fusion: convex (normalised scores) or rrf (ranks).")
     max_quotes: int = _describe(3, "Most quotations in one answer.")
     abstain_below: float = _describe(
         0.45, "Evidence support under which the answer abstains (calibrated by `rag eval`)."
