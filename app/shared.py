@@ -1,0 +1,180 @@
+"""What every page shares: settings, the model and index loaded once per process, the index status.
+
+The embedder is cached for the life of the server. The opened index is cached under the name of
+the generation ``CURRENT`` points to, so a rebuild (from this page or from ``rag build``) is picked
+up on the next rerun without restarting, and an unchanged index is never reopened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import streamlit as st
+
+from rag import session as rag_session
+from rag.build import BuildReport, build_index
+from rag.embedding import Embedder
+from rag.errors import IndexBusyError, IndexStateError, RagError
+from rag.index_store import current_generation
+from rag.reporting import source_row
+from rag.session import Session
+from rag.settings import Settings
+from rag.types import Answer
+
+
+@dataclass(frozen=True)
+class Ready:
+    settings: Settings
+    embedder: Embedder
+    session: Session
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question in the conversation and what came back (an answer, or a refusal's reason)."""
+
+    id: int
+    question: str
+    mode: str
+    k: int
+    sources: tuple[str, ...]
+    answer: Answer | None = None
+    error: str = ""
+    seconds: float = 0.0
+
+
+def current() -> Ready:
+    """What :func:`ready` found for this run (the main script stores it before a page runs)."""
+    state = st.session_state.get("_ready") or ready()
+    if state is None:
+        st.stop()
+    return state
+
+
+def settings() -> Settings:
+    """Settings from ``RAG_*`` variables, read at the app's edge on every run (it is cheap)."""
+    return Settings.from_env()
+
+
+@st.cache_resource(show_spinner="Loading the embedding model…")
+def _embedder(model_name: str, model_path: str, batch_size: int, _settings: Settings) -> Embedder:
+    return rag_session.load_embedder(_settings)
+
+
+def embedder(config: Settings) -> Embedder:
+    return _embedder(config.model_name, config.model_path, config.batch_size, config)
+
+
+@st.cache_resource(show_spinner="Opening the index…", max_entries=4)
+def _session(settings_key: str, generation: str, _settings: Settings, _embedder: Embedder) -> Session:
+    opened, _ = rag_session.open_session(_settings, _embedder)
+    return opened
+
+
+def served_generation(config: Settings) -> str | None:
+    try:
+        folder = current_generation(config.index_dir)
+    except IndexStateError:
+        return None  # a broken pointer: the next build repairs it
+    return folder.name if folder else None
+
+
+def progress_reporter(label: str):
+    """A ``progress(done, total)`` callback drawing a Streamlit progress bar, and the bar itself."""
+    bar = st.progress(0.0, text=label)
+
+    def update(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"{label} {done} / {total} passages")
+
+    return update, bar
+
+
+def rebuild(config: Settings, model: Embedder, label: str = "Indexing…") -> BuildReport:
+    """Bring the index in line with the corpus folder, with a progress bar. Raises RagError."""
+    update, bar = progress_reporter(label)
+    try:
+        return build_index(config, model, update)
+    finally:
+        bar.empty()
+
+
+def ready() -> Ready | None:
+    """The loaded model and the served index, building it first on a fresh clone.
+
+    Shows the reason and returns ``None`` when there is no index that can be served.
+    """
+    config = settings()
+    model = embedder(config)
+    generation = served_generation(config)
+    try:
+        if generation is None:
+            notice = st.empty()
+            notice.info("Building the search index for the first time; this happens once.",
+                        icon=":material/construction:")
+            rebuild(config, model, "Embedding the sources…")
+            notice.empty()
+            generation = served_generation(config)
+        state = Ready(config, model, _session(repr(config), generation or "", config, model))
+        st.session_state["_ready"] = state
+        return state
+    except IndexBusyError as exc:
+        st.info(f"{exc}", icon=":material/hourglass_top:")
+        st.button("Try again", type="primary")
+    except IndexStateError as exc:
+        st.error(str(exc), icon=":material/error:")
+        if st.button("Rebuild the index", type="primary"):
+            _rebuild_and_rerun(config, model)
+    except RagError as exc:
+        st.error(str(exc), icon=":material/error:")
+    return None
+
+
+def _rebuild_and_rerun(config: Settings, model: Embedder) -> None:
+    try:
+        rebuild(config, model)
+    except RagError as exc:
+        st.error(str(exc))
+    else:
+        st.rerun()
+
+
+def source_rows(session: Session) -> list[dict]:
+    """The indexed sources with their chunk counts, in title order."""
+    entries = session.index.manifest.documents
+    rows = [source_row(d, entries[d.id].chunks if d.id in entries else 0)
+            for d in session.index.store.documents()]
+    return sorted(rows, key=lambda row: row["title"].lower())
+
+
+def when_label(built_at: str) -> str:
+    try:
+        when = datetime.fromisoformat(built_at)
+    except ValueError:
+        return built_at
+    return when.strftime("%d %b %Y, %H:%M %Z").lstrip("0")
+
+
+def sidebar_status(session: Session) -> None:
+    """The index at a glance: how many sources and passages, which model, when it was built."""
+    manifest = session.index.manifest
+    model = manifest.model_name.rsplit("/", 1)[-1]
+    with st.sidebar:
+        st.caption("INDEX")
+        first, second = st.columns(2)
+        first.metric("Sources", len(manifest.documents))
+        second.metric("Passages", manifest.chunk_count)
+        st.caption(f":material/memory: {model}  \n:material/schedule: Built {when_label(manifest.built_at)}")
+
+
+def flash(kind: str, message: str) -> None:
+    """Keep a message for the next run (after ``st.rerun``)."""
+    st.session_state["_flash"] = (kind, message)
+
+
+def show_flash() -> None:
+    kind, message = st.session_state.pop("_flash", (None, None))
+    if kind == "success":
+        st.success(message, icon=":material/check_circle:")
+    elif kind == "error":
+        st.error(message, icon=":material/error:")
