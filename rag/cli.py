@@ -163,9 +163,13 @@ def cmd_search(args: argparse.Namespace) -> None:
 def cmd_ask(args: argparse.Namespace) -> None:
     from rag.reporting import answer_row, format_location, format_reference
 
+    from rag.retrieve import validate_question
+
     if args.question is None and not args.queries:
         raise _usage("ask needs a QUESTION or --queries FILE")
     queries = list(_read_queries(args.queries)) if args.queries else []
+    if args.question is not None:  # refuse a bad question before loading the model
+        validate_question(args.question, _settings(args).max_question_chars)
     session = _open(args)
     sources = tuple(args.source or ())
     if args.queries:

@@ -44,7 +44,8 @@ class Settings:
     fusion: str = _describe("convex", "Hybrid fusion: convex (normalised scores) or rrf (ranks).")
     max_quotes: int = _describe(3, "Most quotations in one answer.")
     abstain_below: float = _describe(
-        0.45, "Evidence support under which the answer abstains (calibrated by `rag eval`)."
+        0.40, "Evidence support under which the answer abstains; calibrated by `rag eval` for at "
+        "most 5% false abstention on answerable questions (eval/reports/retrieval.md)."
     )
     max_question_chars: int = _describe(2000, "Longer questions are refused.")
     max_upload_bytes: int = _describe(20 * 1024 * 1024, "Larger source files are refused.")

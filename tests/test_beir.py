@@ -159,7 +159,7 @@ def test_scifact_slice_with_the_packaged_model(tmp_path, monkeypatch, capsys):
     assert (report["documents"], report["queries"]) == (200, 99)
     modes = report["modes"]
     # Measured once and pinned: the slice, BM25 and the model are deterministic.
-    assert modes["bm25"]["ndcg@10"] == pytest.approx(0.9075, abs=1e-4)
+    assert modes["bm25"]["ndcg@10"] == pytest.approx(0.9064, abs=1e-4)
     assert modes["dense"]["ndcg@10"] == pytest.approx(0.9172, abs=0.005)
     assert modes["hybrid"]["ndcg@10"] == pytest.approx(0.9475, abs=0.005)
     assert report["published"] == {}  # published figures are for the whole dataset only
