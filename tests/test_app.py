@@ -347,3 +347,6 @@ def test_real_model_eval_page_shows_metrics_per_mode_a_chart_and_failures(real):
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
     assert len(at.tabs) == 3
     assert at.session_state["eval_report"]["questions"]["answerable"] > 0
+    shown = {metric.label: metric.value for metric in at.metric}
+    assert shown["Quotes verbatim"] == "100%"
+    assert set(shown) >= {"Abstains when the sources are silent", "Quotes the gold evidence"}

@@ -11,7 +11,8 @@ import cards
 import shared
 from rag import evaluation
 from rag.errors import RagError
-from rag.eval_report import build_report, display_path, index_facts
+from rag.eval_report import ANSWER_METRICS, display_path
+from rag.eval_run import run_evaluation
 from rag.settings import MODES
 
 MODE_LABELS = {"hybrid": "Hybrid", "dense": "Dense", "bm25": "BM25"}
@@ -25,19 +26,18 @@ def run(modes: list[str], k: int) -> None:
     bar = st.progress(0.0, text="Evaluating…")
 
     def update(done: int, total: int) -> None:
-        bar.progress(done / total, text=f"Evaluating… {done} / {total} searches")
+        bar.progress(done / total, text=f"Evaluating… {done} / {total} steps")
 
     try:
         questions = evaluation.load_questions(evaluation.DEFAULT_QUESTIONS)
-        results = evaluation.evaluate_session(session, questions, modes, k, update)
+        report, _ = run_evaluation(session, questions, display_path(evaluation.DEFAULT_QUESTIONS), modes, k,
+                                   update)
     except RagError as exc:
         st.session_state.pop("eval_report", None)
         st.error(cards.md_escape(str(exc)), icon=":material/error:")
         return
     finally:
         bar.empty()
-    report = build_report(results, questions, display_path(evaluation.DEFAULT_QUESTIONS), k,
-                          index_facts(session.index))
     st.session_state["eval_report"] = report
 
 
@@ -74,6 +74,27 @@ def metrics(report: dict) -> None:
     st.bar_chart(wide, stack=False, horizontal=True, sort=False, height=320,
                  color=[MODE_COLORS[mode] for mode in report["modes"]],
                  x_label="", y_label="mean over answerable questions")  # horizontal: y is the value axis
+
+
+ANSWER_LABELS = {
+    "abstained_when_unanswerable": "Abstains when the sources are silent",
+    "false_abstention": "Abstains on an answerable question",
+    "gold_evidence_quoted": "Quotes the gold evidence",
+    "verbatim_quotes": "Quotes verbatim",
+}
+
+
+def answers(report: dict) -> None:
+    section = report["answers"]
+    st.subheader("Answers")
+    st.caption(f"{section['questions']} questions answered in {MODE_LABELS[section['mode']]} mode; an answer "
+               f"abstains when its best evidence scores below {section['threshold']:.2f}.")
+    columns = st.columns(len(ANSWER_METRICS))
+    for column, name in zip(columns, ANSWER_METRICS, strict=True):
+        column.metric(ANSWER_LABELS[name], f"{section['metrics'][name]:.0%}")
+    curve = pd.DataFrame(section["curve"]).set_index("threshold")
+    st.line_chart(curve.rename(columns=ANSWER_LABELS), height=260, x_label="abstention threshold",
+                  y_label="share of questions")
 
 
 def failure_rows(body: dict) -> list[dict]:
@@ -156,6 +177,7 @@ if report:
                f"left out) · k = {report['k']} · run {shared.when_label(report['created_at'])}")
     gate(report)
     metrics(report)
+    answers(report)
     failures(report)
     st.download_button("Download the JSON report", json.dumps(report, indent=2, ensure_ascii=False),
                        file_name="retrieval.json", mime="application/json", icon=":material/download:")
