@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +42,15 @@ class CachedEmbedder:
         return self._cache[texts[0]]
 
 
+def _text_of(store, source_id: str) -> str:
+    return store.document(source_id).text
+
+
+def _search(retriever, template, question: str, _mode: str):
+    """One configuration's search: ``template`` with this question (``_mode`` is the eval's label)."""
+    return retriever.search(dataclasses.replace(template, question=question))
+
+
 def sweep(sizes: list[int]) -> list[dict]:
     from rag.build import lexical_text
     from rag.evaluation import DEFAULT_QUESTIONS, evaluate_retrieval, load_questions
@@ -61,20 +71,16 @@ def sweep(sizes: list[int]) -> list[dict]:
             chunks = store.chunks(list(range(session.index.manifest.chunk_count)))
             texts = [lexical_text(c, store.document(c.doc_id)) for c in chunks]
 
-            def text_of(source_id: str) -> str:
-                return store.document(source_id).text
-
+            text_of = partial(_text_of, store)
             for k1, b in BM25_PARAMS:
                 lexical = LexicalIndex.build(texts, k1=k1, b=b)
                 retriever = Retriever(dataclasses.replace(session.index, lexical=lexical), embedder)
                 configs = [("dense", "-", 1.0, 50), ("bm25", "-", 0.0, 50), ("hybrid", "rrf", 0.5, 50)]
                 configs += [("hybrid", "convex", w, c) for w, c in itertools.product(WEIGHTS, DEPTHS)]
                 for mode, fusion, weight, depth in configs:
-                    def search(question: str, _mode: str):
-                        return retriever.search(SearchRequest(
-                            question, k=10, mode=mode, candidates=depth, dense_weight=weight,
-                            fusion="convex" if fusion == "-" else fusion))
-
+                    search = partial(_search, retriever, SearchRequest(
+                        "?", k=10, mode=mode, candidates=depth, dense_weight=weight,
+                        fusion="convex" if fusion == "-" else fusion))
                     metrics = evaluate_retrieval(questions, search, text_of, modes=("hybrid",))[0].metrics
                     rows.append({"chunk_size": size, "bm25_k1": k1, "bm25_b": b, "mode": mode,
                                  "fusion": fusion, "dense_weight": weight, "candidates": depth,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -14,9 +14,18 @@ from rag.chunking import ChunkerSettings, chunk_document
 from rag.corpus import document_hash, load_corpus
 from rag.embedding import Embedder, encode_batched
 from rag.errors import IndexStateError, SourceError
-from rag.index_store import (FORMAT_VERSION, DocumentEntry, Manifest, build_lock, check_compatible,
-                             current_generation, load_vectors, read_manifest, verify_checksums,
-                             write_generation)
+from rag.index_store import (
+    FORMAT_VERSION,
+    DocumentEntry,
+    Manifest,
+    build_lock,
+    check_compatible,
+    current_generation,
+    load_vectors,
+    read_manifest,
+    verify_checksums,
+    write_generation,
+)
 from rag.loaders import LOADERS
 from rag.settings import Settings
 from rag.store import ChunkStore
@@ -100,7 +109,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             chunker=chunker_settings(settings),
             index_kind=choose_index_kind(len(chunks)),
             chunk_count=len(chunks),
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             documents={d.id: DocumentEntry(hashes[d.id], d.path, sum(c.doc_id == d.id for c in chunks))
                        for d in documents},
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from rag.loaders import is_citation_line
 from rag.sentences import sentence_spans, word_cut
@@ -26,7 +27,7 @@ class ChunkerSettings:
 
 
 def chunk_id(doc_id: str, start: int, text: str) -> str:
-    return hashlib.sha256(f"{doc_id}\0{start}\0{text}".encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(f"{doc_id}\0{start}\0{text}".encode()).hexdigest()[:16]
 
 
 def chunk_document(document: Document, settings: ChunkerSettings) -> list[Chunk]:
@@ -52,7 +53,7 @@ def chunk_document(document: Document, settings: ChunkerSettings) -> list[Chunk]
 def _regions(document: Document) -> list[tuple[int, int]]:
     """Spans between consecutive section starts, so no chunk mixes two sections."""
     cuts = sorted({0, len(document.text), *(s.start for s in document.sections)})
-    return list(zip(cuts, cuts[1:]))
+    return list(pairwise(cuts))
 
 
 def _units(text: str, start: int, end: int, heading_starts: set[int]) -> list[tuple[int, int, bool]]:

@@ -8,8 +8,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 EXIT_ERROR = 1
 
@@ -162,7 +163,6 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> None:
     from rag.reporting import answer_row, format_location, format_reference
-
     from rag.retrieve import validate_question
 
     if args.question is None and not args.queries:
@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = command("build", cmd_build, "Build or incrementally update the index from the corpus folder.")
     build.add_argument("--force", action="store_true", help="re-embed every document")
 
-    add = command("add", cmd_add, "Add a source file (txt, md, html, pdf) to the corpus, then index it.", with_json=False)
+    add = command("add", cmd_add, "Add a source file (txt, md, html, pdf) to the corpus, then index it.",
+                  with_json=False)
     add.add_argument("file")
     add.add_argument("--id", help="source id (default: from front matter or file name)")
     add.add_argument("--title")

@@ -11,8 +11,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -139,8 +140,10 @@ def safe_file_name(name: str) -> str:
     """A plain file name for an upload: no folders, no hidden files, safe characters only."""
     base = Path(name.replace("\\", "/")).name
     stem, suffix = os.path.splitext(base)
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-") or "source"
-    return f"{stem}{suffix.lower()}"
+    # Bounded lengths: a file name over 255 bytes is an OSError, not a refusal.
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem)[:120].strip(".-") or "source"
+    suffix = re.sub(r"[^a-z0-9]+", "", suffix.lower())[:16]  # no NUL or newline from the suffix either
+    return f"{stem}.{suffix}" if suffix else stem
 
 
 def add_source(corpus_dir: Path, file: Path, metadata: Mapping[str, Any], max_bytes: int,

@@ -21,9 +21,9 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -118,7 +118,9 @@ def read_manifest(folder: Path) -> Manifest:
     try:
         return Manifest.from_json((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise IndexStateError(f"index manifest in {folder} is unreadable ({exc.__class__.__name__}); {REBUILD}") from None
+        raise IndexStateError(
+            f"index manifest in {folder} is unreadable ({exc.__class__.__name__}); {REBUILD}"
+        ) from None
 
 
 def _file_digest(path: Path) -> str:
@@ -129,7 +131,8 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _checksums(folder: Path) -> dict[str, str]:
+def file_checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file of a generation but its manifest, keyed by relative path."""
     return {str(p.relative_to(folder)): _file_digest(p)
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
@@ -152,7 +155,7 @@ def verify_checksums(folder: Path, manifest: Manifest) -> None:
     for name in (*REQUIRED_FILES, BM25):
         if not any(listed == name or listed.startswith(f"{name}/") for listed in manifest.checksums):
             raise IndexStateError(f"index in {folder.name} has no checksum for {name}; {REBUILD}")
-    actual = _checksums(folder)
+    actual = file_checksums(folder)
     for name, expected in manifest.checksums.items():
         if actual.get(name) != expected:
             state = "missing" if name not in actual else "damaged (checksum mismatch)"
@@ -199,7 +202,7 @@ def write_generation(index_dir: Path, manifest: Manifest, documents: list[Docume
     write_store(folder / STORE, documents, chunks)
     (folder / BM25).mkdir()
     LexicalIndex.build(lexical_texts).save(folder / BM25)
-    manifest = dataclasses.replace(manifest, checksums=_checksums(folder))
+    manifest = dataclasses.replace(manifest, checksums=file_checksums(folder))
     (folder / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
     for path in folder.rglob("*"):
         if path.is_file():
@@ -235,7 +238,7 @@ def _remove_stale_generations(index_dir: Path, keep: set[str]) -> None:
 def build_lock(index_dir: Path) -> Iterator[None]:
     """Hold the index's build lock, or fail at once naming the process that has it."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(index_dir / LOCK, "a+", encoding="utf-8")
+    handle = open(index_dir / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open across the yield
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class LexicalIndex:
             tokens, k=min(depth, self.size), show_progress=False, n_threads=1,
             weight_mask=None if allowed is None else allowed.astype(np.float32),
         )
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
 
     def idf(self, tokens: Sequence[str]) -> list[float]:
         """Robertson-Sparck Jones IDF, ``log(1 + (N - df + 0.5) / (df + 0.5))`` (the Lucene BM25 form).

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html.parser
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -34,11 +35,14 @@ def read_utf8(path: Path) -> str:
     if b"\x00" in data[:8192]:
         raise SourceError(f"{path.name}: looks like a binary file, not text; check its format")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SourceError(
             f"{path.name}: not UTF-8 text (bad byte at position {exc.start}); re-save it as UTF-8"
         ) from None
+    if not text.strip():  # Unicode whitespace that bytes.strip() keeps: U+001C, U+00A0, a lone BOM...
+        raise SourceError(f"{path.name}: the file is empty")
+    return text
 
 
 def sections_from_headings(headings: list[tuple[int, int, str]], text_end: int) -> tuple[Section, ...]:
@@ -169,11 +173,17 @@ def load_markdown(path: Path) -> ParsedSource:
 
 # ---------------------------------------------------------------- HTML
 
-_SKIP_TAGS = frozenset("script style nav header footer aside noscript form svg template iframe button".split())
-_BLOCK_TAGS = frozenset(
-    "p div li ul ol br tr table section article main blockquote pre figure figcaption dd dt h1 h2 h3 h4 h5 h6 title".split()
-)
-_VOID_TAGS = frozenset("br hr img input meta link area base col embed source track wbr".split())
+_SKIP_TAGS = frozenset({
+    "script", "style", "nav", "header", "footer", "aside", "noscript", "form", "svg", "template", "iframe",
+    "button",
+})
+_BLOCK_TAGS = frozenset({
+    "p", "div", "li", "ul", "ol", "br", "tr", "table", "section", "article", "main", "blockquote", "pre",
+    "figure", "figcaption", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6", "title",
+})
+_VOID_TAGS = frozenset({
+    "br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr",
+})
 
 
 class _HtmlText(html.parser.HTMLParser):
@@ -260,7 +270,9 @@ def load_pdf(path: Path) -> ParsedSource:
     except SourceError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, AssertionError) as exc:
-        raise SourceError(f"{path.name}: not a readable PDF ({exc.__class__.__name__}); the file may be corrupt") from None
+        raise SourceError(
+            f"{path.name}: not a readable PDF ({exc.__class__.__name__}); the file may be corrupt"
+        ) from None
     parts: list[str] = []
     pages: list[Page] = []
     offset = 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -157,6 +157,6 @@ class Retriever:
         chunks = self.index.store.chunks([row for row, _ in head])
         hits = [Hit(chunk=chunk, score=score, rank=0,
                     retrievers=tuple(name for name, rows in members.items() if row in rows))
-                for chunk, (row, score) in zip(chunks, head)]
+                for chunk, (row, score) in zip(chunks, head, strict=True)]
         distinct = collapse_duplicates(hits)[: request.k]
         return [Hit(h.chunk, h.score, rank, h.retrievers) for rank, h in enumerate(distinct, start=1)]

@@ -9,9 +9,10 @@ import re
 # there without a period).
 _END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)|\n\s*\n|\n(?=\s*(?:[•*\-–]|\d+\.)\s)|\n(?=[ \t]+[A-Z“\"])")
 # Tokens before a period that do not end a sentence.
-_ABBREVIATIONS = frozenset(
-    "e.g i.e etc al vs cf fig figs eq eqs no vol pp dr mr mrs ms prof st approx resp".split()
-)
+_ABBREVIATIONS = frozenset({
+    "e.g", "i.e", "etc", "al", "vs", "cf", "fig", "figs", "eq", "eqs", "no", "vol", "pp", "dr", "mr", "mrs",
+    "ms", "prof", "st", "approx", "resp",
+})
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import KeywordEmbedder
 
 import rag.session
-from rag.answer import AnswerSettings, compose_answer, extractive_text, trim_quote, verified
+from rag.answer import compose_answer, extractive_text, trim_quote, verified
 from rag.cli import main
 from rag.errors import QuestionError
 from rag.reporting import answer_row, format_reference
