@@ -162,7 +162,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    from rag.reporting import answer_row, format_location, format_reference
+    from rag.reporting import answer_row, format_location, format_references
     from rag.retrieve import validate_question
 
     if args.question is None and not args.queries:
@@ -190,8 +190,8 @@ def cmd_ask(args: argparse.Namespace) -> None:
             print(f"  - {document.title} — {where}: " + " ".join(hit.chunk.text.split())[:200] + "…")
         return
     print("References:")
-    for citation in answer.citations:
-        print("  " + format_reference(citation))
+    for line in format_references(answer.citations):
+        print("  " + line)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

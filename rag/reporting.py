@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rag.types import Answer, Citation, Document, Hit
@@ -59,17 +60,26 @@ def format_location(section: tuple[str, ...], page: int | None) -> str:
     return " / ".join(parts)
 
 
-def format_reference(citation: Citation) -> str:
-    """``[n] Authors (year). Title. Venue. URL — section / page``."""
+def format_reference(citation: Citation, numbers: Sequence[int] = ()) -> str:
+    """``[n] Authors (year). Title. Venue. URL — section / page`` (``[1, 2]`` for shared places)."""
     document = citation.document
     year = document.year if document.year is not None else "n.d."
-    parts = [f"[{citation.n}] {format_authors(document.authors)} ({year}). {document.title}."]
+    label = ", ".join(map(str, numbers or [citation.n]))
+    parts = [f"[{label}] {format_authors(document.authors)} ({year}). {document.title}."]
     if document.venue:
         parts.append(f"{document.venue}.")
     if document.url:
         parts.append(document.url)
     location = format_location(citation.section, citation.page)
     return " ".join(parts) + (f" — {location}" if location else "")
+
+
+def format_references(citations: Sequence[Citation]) -> list[str]:
+    """One reference line per cited place (source, section, page), listing every quote number there."""
+    places: dict[tuple, list[Citation]] = {}
+    for citation in citations:
+        places.setdefault((citation.document.id, citation.section, citation.page), []).append(citation)
+    return [format_reference(group[0], [c.n for c in group]) for group in places.values()]
 
 
 def citation_row(citation: Citation) -> dict[str, Any]:

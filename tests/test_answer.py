@@ -159,7 +159,8 @@ def test_rag_ask_prints_answer_then_references(cli_env, capsys):
     assert main(["ask", "How long does a house cat sleep?"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("“Cats sleep for most of the day.” [1]\n\n“A house cat sleeps about fifteen hours.” [2]")
-    assert "References:\n  [1] Ada Lovelace (2020). Notes on Cats." in out
+    assert out.endswith("References:\n  [1, 2] Ada Lovelace (2020). Notes on Cats. Journal of Feline Studies. "
+                        "https://example.org/cats — Sleeping\n")
 
 
 def test_rag_ask_abstention_lists_nearest_material(cli_env, capsys):
