@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -14,6 +16,7 @@ from rag.errors import RagError
 from rag.loaders import LOADERS
 from rag.reporting import format_authors
 
+T = TypeVar("T")
 READER_LIMIT = 300_000  # characters drawn at once; longer texts are cut with a note
 READER_HEIGHT, SHORT_TEXT = 480, 2_500  # longer texts scroll inside a box of this many pixels
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in LOADERS)
@@ -22,6 +25,17 @@ ready = shared.current()
 config, model, session = ready.settings, ready.embedder, ready.session
 rows = shared.source_rows(session)
 by_id = {row["source_id"]: row for row in rows}
+
+
+def with_progress(label: str, action: Callable[[Callable[[int, int], None]], T]) -> T | None:
+    """Run ``action(progress)`` under a progress bar; a RagError becomes one error line (``None``)."""
+    update, bar = shared.progress_reporter(label)
+    try:
+        return action(update)
+    except RagError as exc:
+        bar.empty()
+        st.error(cards.md_escape(str(exc)), icon=":material/error:")
+        return None
 
 
 def table() -> None:
@@ -85,15 +99,12 @@ def add_form() -> None:
     if upload is None:
         st.error("Choose a file to upload first.", icon=":material/error:")
         return
-    update, bar = shared.progress_reporter("Indexing the new source…")
-    try:
-        document, report = actions.add_upload(config, model, upload.name, upload.getvalue(),
-                                              actions.upload_metadata(title, authors, year, venue, url),
-                                              update)
-    except RagError as exc:
-        bar.empty()
-        st.error(cards.md_escape(str(exc)), icon=":material/error:")
+    done = with_progress("Indexing the new source…", lambda update: actions.add_upload(
+        config, model, upload.name, upload.getvalue(), actions.upload_metadata(title, authors, year, venue, url),
+        update))
+    if done is None:
         return
+    document, report = done
     shared.flash("success", f"Added {cards.md_escape(document.title)}: {report.chunks_embedded} new "
                             f"passages; the index now holds {report.chunk_count}.")
     st.rerun()
@@ -110,13 +121,10 @@ def remove_form() -> None:
         st.caption("The only source cannot be removed: an index needs at least one.")
     if not st.button("Remove", icon=":material/delete:", disabled=not (chosen and sure) or last):
         return
-    update, bar = shared.progress_reporter("Re-indexing…")
-    try:
-        document, report = actions.remove_and_reindex(config, model, chosen, update)
-    except RagError as exc:
-        bar.empty()
-        st.error(cards.md_escape(str(exc)), icon=":material/error:")
+    done = with_progress("Re-indexing…", lambda update: actions.remove_and_reindex(config, model, chosen, update))
+    if done is None:
         return
+    document, report = done
     shared.flash("success", f"Removed {cards.md_escape(document.title)}; the index now holds "
                             f"{report.chunk_count} passages.")
     st.rerun()
