@@ -2,7 +2,8 @@
 
 Serves a copy of the corpus with an empty index folder, so the first page load also builds the
 index (the fresh-clone path). Prints how long the first answer takes, and saves screenshots of
-the three pages to docs/ (or to $RAG_SCREENSHOTS) for the README and for design review.
+the three pages to a temporary folder, or to $RAG_SCREENSHOTS (``RAG_SCREENSHOTS=docs`` refreshes
+the README's pictures), for design review.
 """
 
 from __future__ import annotations
@@ -163,9 +164,9 @@ def capture(driver, path: Path, width: int = 1280, most: int = 2400) -> None:
     driver.set_window_size(width, 1100)
 
 
-def test_a_question_in_the_browser_gets_a_cited_answer(served, browser, capsys):
+def test_a_question_in_the_browser_gets_a_cited_answer(served, browser, capsys, tmp_path):
     start, url, halt = served
-    shots = Path(os.environ.get("RAG_SCREENSHOTS", REPO / "docs"))
+    shots = Path(os.environ.get("RAG_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
 
     server, began = start()
