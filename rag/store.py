@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from rag.types import Chunk, Document, Page, Section
 
@@ -20,8 +21,15 @@ CREATE TABLE chunks (
     row INTEGER PRIMARY KEY, id TEXT NOT NULL, doc_id TEXT NOT NULL, text TEXT NOT NULL,
     start INTEGER NOT NULL, end_ INTEGER NOT NULL, section TEXT NOT NULL, page INTEGER
 );
-CREATE INDEX chunks_doc ON chunks (doc_id, row);
 """
+# Built after the rows are in: one sort instead of a B-tree update per insert.
+# Parsed documents kept in memory: enough for every hit of a few questions, bounded so that a
+# long-running server over a million-chunk corpus does not end up holding all of its text.
+DOCUMENT_CACHE = 256
+_INDEXES = "CREATE INDEX chunks_doc ON chunks (doc_id, row);"
+# A store is written once into a generation folder that is not served until it is complete and
+# fsynced (rag.index_store), so SQLite's own journal and syncs would only slow the write down.
+_BULK_WRITE = "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
 
 
 def document_to_json(document: Document) -> str:
@@ -45,14 +53,17 @@ def write_store(path: Path, documents: Iterable[Document], chunks: Iterable[Chun
     """Write a new store; chunk ``row`` is the position in ``chunks``."""
     connection = sqlite3.connect(path)
     try:
-        connection.executescript(_SCHEMA)
+        connection.executescript(_BULK_WRITE + _SCHEMA)
         connection.executemany("INSERT INTO documents VALUES (?, ?)",
                                ((d.id, document_to_json(d)) for d in documents))
+        sections: dict[tuple[str, ...], str] = {}  # a document's chunks share a few section paths
         connection.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((row, c.id, c.doc_id, c.text, c.start, c.end, json.dumps(list(c.section)), c.page)
+            ((row, c.id, c.doc_id, c.text, c.start, c.end,
+              sections.get(c.section) or sections.setdefault(c.section, json.dumps(list(c.section))), c.page)
              for row, c in enumerate(chunks)),
         )
+        connection.executescript(_INDEXES)
         connection.commit()
     finally:
         connection.close()
@@ -70,7 +81,7 @@ class ChunkStore:
     def __init__(self, path: Path) -> None:
         self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
-        self._documents: dict[str, Document] = {}
+        self._documents: OrderedDict[str, Document] = OrderedDict()  # least recently used first
 
     def close(self) -> None:
         self._connection.close()
@@ -100,17 +111,29 @@ class ChunkStore:
     def chunks_of(self, doc_id: str) -> list[tuple[int, Chunk]]:
         return [(r[0], _chunk(r)) for r in self._query("SELECT * FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,))]
 
+    def doc_ids_by_row(self) -> list[str]:
+        """The document id of every chunk, in row order."""
+        return [d for (d,) in self._query("SELECT doc_id FROM chunks ORDER BY row")]
+
     def all_chunk_texts(self) -> list[str]:
         return [t for (t,) in self._query("SELECT text FROM chunks ORDER BY row")]
 
     def document(self, doc_id: str) -> Document:
-        if doc_id not in self._documents:
-            rows = self._query("SELECT body FROM documents WHERE id = ?", (doc_id,))
-            if not rows:
-                raise KeyError(doc_id)
-            self._documents[doc_id] = document_from_json(rows[0][0])
-        return self._documents[doc_id]
+        with self._lock:
+            cached = self._documents.get(doc_id)
+            if cached is not None:
+                self._documents.move_to_end(doc_id)
+                return cached
+        rows = self._query("SELECT body FROM documents WHERE id = ?", (doc_id,))
+        if not rows:
+            raise KeyError(doc_id)
+        document = document_from_json(rows[0][0])
+        with self._lock:
+            self._documents[doc_id] = document
+            if len(self._documents) > DOCUMENT_CACHE:
+                self._documents.popitem(last=False)
+        return document
 
     def documents(self) -> list[Document]:
-        ids = [i for (i,) in self._query("SELECT id FROM documents ORDER BY id")]
-        return [self.document(i) for i in ids]
+        """Every document, by id (parsed afresh: listing a big corpus must not fill the cache)."""
+        return [document_from_json(body) for (body,) in self._query("SELECT body FROM documents ORDER BY id")]
