@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,6 +103,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
 
         chunks, vectors, embedded = _chunks_and_vectors(documents, set(unchanged), previous, settings,
                                                         embedder, progress)
+        # One pass: counting each document over all chunks was quadratic (3.5 s at 16k chunks, hours at 1M).
+        per_document = Counter(c.doc_id for c in chunks)
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             model_name=embedder.name,
@@ -110,8 +113,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             index_kind=choose_index_kind(len(chunks)),
             chunk_count=len(chunks),
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            documents={d.id: DocumentEntry(hashes[d.id], d.path, sum(c.doc_id == d.id for c in chunks))
-                       for d in documents},
+            documents={d.id: DocumentEntry(hashes[d.id], d.path, per_document[d.id]) for d in documents},
         )
         by_id = {d.id: d for d in documents}
         write_generation(settings.index_dir, manifest, documents, chunks, vectors,
