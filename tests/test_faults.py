@@ -168,7 +168,7 @@ def test_a_build_killed_at_random_points_leaves_the_old_or_the_new_index(states)
             pid = worker.start(new_corpus, index_dir)
             if trial % 2:
                 _wait_for_new_generation(index_dir, before)
-                time.sleep(rng.uniform(0.0, 1.5 * writing))
+                time.sleep(rng.uniform(0.0, 2.0 * writing))
             else:
                 time.sleep(rng.uniform(0.0, 1.2 * whole))
             with contextlib.suppress(ProcessLookupError):  # it may have finished already
@@ -254,6 +254,8 @@ from rag.settings import Settings
 from conftest import KeywordEmbedder
 settings = Settings(corpus_dir=Path(sys.argv[2]), index_dir=Path(sys.argv[3]), model_name=KeywordEmbedder.name,
                     data_dir=Path(sys.argv[3]) / "data", chunk_size=200, chunk_overlap=60)
+print("ready", flush=True)
+sys.stdin.readline()  # start line: both builds begin together, whatever their start-up took
 try:
     build_index(settings, KeywordEmbedder())
 except RagError as exc:
@@ -267,7 +269,13 @@ def test_two_builds_started_together_are_serialised(states, tmp_path):
     _, new_corpus, old_index, _, new = states
     index_dir = shutil.copytree(old_index, tmp_path / "index")
     runs = [subprocess.Popen([sys.executable, "-c", BUILD_LIKE_THE_CLI, str(REPO), str(new_corpus), str(index_dir)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    for run in runs:
+        assert run.stdout.readline().strip() == "ready"
+    for run in runs:
+        run.stdin.write("go\n")
+        run.stdin.flush()
     results = [run.communicate(timeout=60) + (run.returncode,) for run in runs]
     codes = sorted(code for _, _, code in results)
     refused = [err for _, err, code in results if code]
