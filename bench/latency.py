@@ -9,6 +9,7 @@ machine slows all of them alike and the ratios stay fair:
 
 - ``baseline``: encode the question, search a bare ``faiss.IndexFlatIP`` of the same vectors;
   nothing else (no validation, BM25, store lookups, fusion or hit objects),
+- ``baseline, torch 1 thread``: the same with torch limited to one intra-op thread,
 - ``dense``, ``bm25``, ``hybrid``: ``Session.search`` in each mode, k=5,
 - ``ask``: ``Session.ask`` (retrieve, then compose the quoted answer), when it exists.
 
@@ -86,6 +87,7 @@ def cold_starts(index_dir: Path, question: str, runs: int) -> list[dict]:
 def warm(session, questions: list[str], with_ask: bool) -> dict[str, list[float]]:
     import faiss
     import numpy as np
+    import torch
 
     from rag.index_store import load_vectors
 
@@ -97,7 +99,16 @@ def warm(session, questions: list[str], with_ask: bool) -> dict[str, list[float]
     def baseline(question: str) -> None:
         bare.search(embedder.encode([question]), depth)
 
-    operations = {"baseline": baseline,
+    def baseline_one_thread(question: str) -> None:
+        # The same, with torch on one intra-op thread: is a second thread worth it for one question?
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            baseline(question)
+        finally:
+            torch.set_num_threads(threads)
+
+    operations = {"baseline": baseline, "baseline, torch 1 thread": baseline_one_thread,
                   "dense": lambda q: session.search(q, mode="dense"),
                   "bm25": lambda q: session.search(q, mode="bm25"),
                   "hybrid": lambda q: session.search(q, mode="hybrid")}
