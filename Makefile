@@ -21,14 +21,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-index/CURRENT: | $(STAMP)
-	$(VENV)/bin/rag build
-
 index: $(STAMP)
 	$(VENV)/bin/rag build
 
-run: $(STAMP) index/CURRENT
-	$(VENV)/bin/streamlit run app/streamlit_app.py --server.address 127.0.0.1 --server.port $${PORT:-8501} \
+# app/server.py warms the model at start; on a fresh clone the first page load builds the index.
+run: $(STAMP)
+	$(VENV)/bin/streamlit run app/server.py --server.address 127.0.0.1 --server.port $${PORT:-8501} \
 		--server.headless true --browser.gatherUsageStats false
 
 test: $(STAMP)

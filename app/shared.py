@@ -7,6 +7,7 @@ up on the next rerun without restarting, and an unchanged index is never reopene
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,6 +71,21 @@ def embedder(config: Settings) -> Embedder:
 def _session(settings_key: str, generation: str, _settings: Settings, _embedder: Embedder) -> Session:
     opened, _ = rag_session.open_session(_settings, _embedder)
     return opened
+
+
+def warm_up(config: Settings) -> None:
+    """Load the model and open the served index into the caches above, before anyone asks.
+
+    Runs once at server start (``app/server.py``), so the first reader does not wait for the
+    model. A missing or broken index is left to the first page load, which builds or explains it
+    where the reader can see it.
+    """
+    model = embedder(config)
+    model.encode(["warm-up"])  # the first forward pass allocates torch's buffers
+    generation = served_generation(config)
+    if generation is not None:
+        with contextlib.suppress(RagError):
+            _session(repr(config), generation, config, model)
 
 
 def served_generation(config: Settings) -> str | None:

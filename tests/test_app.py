@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from conftest import KeywordEmbedder
 from streamlit.testing.v1 import AppTest
 from test_loaders import make_pdf
 
 import rag.session
 from rag.index_store import current_generation
+from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app" / "streamlit_app.py"
@@ -95,6 +97,13 @@ def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-s
     return at
 
 
+def warm_up() -> None:
+    """What ``app/server.py`` runs at server start."""
+    import shared  # app/ is on the path once point_app_at ran, as under ``streamlit run``
+
+    shared.warm_up(Settings.from_env())
+
+
 def unescape(markdown: str) -> str:
     """An alert's text as the reader sees it (the page backslash-escapes Markdown syntax)."""
     return re.sub(r"\\(.)", r"\1", markdown)
@@ -114,6 +123,29 @@ def test_a_fresh_clone_builds_the_index_on_first_load_and_offers_starters(tiny):
     assert len([b for b in at.button if b.key and b.key.startswith("starter-")]) == 4
     assert [m.value for m in at.sidebar.metric] == ["2", "4"]  # sources, passages
     assert not at.chat_message  # nothing asked yet
+
+
+def test_the_warm_up_at_server_start_is_what_the_first_page_load_uses(tiny, monkeypatch):
+    start()  # build the index the way a first load does; then start over with empty caches
+    st.cache_resource.clear()
+    loads, opens = [], []
+    monkeypatch.setattr(rag.session, "load_embedder", lambda settings: loads.append(1) or KeywordEmbedder())
+    real_open = rag.session.open_session
+    monkeypatch.setattr(rag.session, "open_session", lambda *a, **kw: opens.append(1) or real_open(*a, **kw))
+
+    warm_up()
+    assert (len(loads), len(opens)) == (1, 1)
+    at = ask(start(), "How long does a house cat sleep?")
+    assert "<mark>A house cat sleeps about fifteen hours.</mark>" in html(at)
+    assert (len(loads), len(opens)) == (1, 1)  # the page found both already loaded
+
+
+def test_the_warm_up_leaves_a_missing_index_to_the_first_page_load(tiny, monkeypatch):
+    st.cache_resource.clear()
+    warm_up()
+    assert tiny.generation() == ""  # built by the page, under its progress bar
+    start()
+    assert tiny.generation().startswith("gen-")
 
 
 def test_an_answer_shows_its_quote_highlighted_in_the_passage_with_the_reference(tiny):
