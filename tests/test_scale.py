@@ -97,6 +97,17 @@ def test_filtered_search_returns_the_best_allowed_rows(data, kind, allowed):
         assert overlap >= (1.0 if allowed <= vector_index.EXACT_SUBSET_MAX else 0.9), (kind, allowed, overlap)
 
 
+@pytest.mark.parametrize("kind", INDEX_KINDS)
+@pytest.mark.parametrize("allowed", [5, 1500, 2500])  # 1500: repeated, it would look over the exact limit
+def test_repeated_and_unsorted_allowed_rows_filter_like_their_set(data, kind, allowed):
+    vectors, queries = data
+    index = build_vector_index(vectors, kind)
+    rows = np.random.default_rng(allowed).choice(len(vectors), allowed, replace=False)
+    messy = np.concatenate([rows, rows[::-1], rows[:3]])
+    for query in queries[:5]:
+        assert search_vectors(index, query, 10, messy) == search_vectors(index, query, 10, np.sort(rows))
+
+
 def test_an_empty_index_and_an_empty_filter_return_nothing(data):
     vectors, queries = data
     for kind in INDEX_KINDS:
