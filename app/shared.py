@@ -58,7 +58,7 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-@st.cache_resource(show_spinner="Loading the embedding model…")
+@st.cache_resource(show_spinner=False)  # ready() shows its own spinner, also while warm_up loads
 def _embedder(model_name: str, model_path: str, batch_size: int, _settings: Settings) -> Embedder:
     return rag_session.load_embedder(_settings)
 
@@ -121,7 +121,9 @@ def ready() -> Ready | None:
     Shows the reason and returns ``None`` when there is no index that can be served.
     """
     config = settings()
-    model = embedder(config)
+    # Shown after half a second only: while the server's warm-up (or this run) loads the model.
+    with st.spinner("Loading the embedding model…", show_time=True):
+        model = embedder(config)
     generation = served_generation(config)
     try:
         if generation is None:
