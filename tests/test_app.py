@@ -140,7 +140,7 @@ def test_the_warm_up_at_server_start_is_what_the_first_page_load_uses(tiny, monk
     assert (len(loads), len(opens)) == (1, 1)  # the page found both already loaded
 
 
-def test_the_warm_up_leaves_a_missing_index_to_the_first_page_load(tiny, monkeypatch):
+def test_the_warm_up_leaves_a_missing_index_to_the_first_page_load(tiny):
     st.cache_resource.clear()
     warm_up()
     assert tiny.generation() == ""  # built by the page, under its progress bar
