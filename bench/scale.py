@@ -163,7 +163,7 @@ def chosen_kind(vectors: np.ndarray, query_sets: QuerySets, latency_queries: np.
 
 def filtered_search(index, vectors: np.ndarray, doc_rows: np.ndarray, queries: np.ndarray) -> list[dict]:
     """Dense search restricted to some sources (``rag search --source``) through the shipped path."""
-    from rag.vector_index import search_vectors
+    from rag.vector_index import rows_mask, search_vectors
 
     rng = np.random.default_rng(SEED)
     n_docs = int(doc_rows.max()) + 1
@@ -175,7 +175,7 @@ def filtered_search(index, vectors: np.ndarray, doc_rows: np.ndarray, queries: n
         for q in queries[:100]:
             truth = set(allowed[np.argsort(-(vectors[allowed] @ q))[:K]].tolist())
             began = time.perf_counter()
-            found = {r for r, _ in search_vectors(index, q, K, allowed)}
+            found = {r for r, _ in search_vectors(index, q, K, rows_mask(len(vectors), allowed))}
             times.append(time.perf_counter() - began)
             found_share.append(len(found & truth) / len(truth))
         stats = summary_ms(times)

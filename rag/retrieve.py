@@ -12,7 +12,7 @@ from rag.errors import QuestionError, SettingsError
 from rag.index_store import Index
 from rag.settings import MODES
 from rag.types import Chunk, Hit
-from rag.vector_index import search_vectors
+from rag.vector_index import rows_mask, search_vectors
 
 Candidates = list[tuple[int, float]]  # (row, score), best first
 
@@ -122,25 +122,22 @@ class Retriever:
         return search_vectors(self.index.vectors, query, depth, allowed)
 
     def _bm25(self, question: str, depth: int, allowed: np.ndarray | None) -> Candidates:
-        mask = None
-        if allowed is not None:
-            mask = np.zeros(self.index.manifest.chunk_count, dtype=bool)
-            mask[allowed] = True
-        return self.index.lexical.search(question, depth, mask)
+        return self.index.lexical.search(question, depth, allowed)
 
-    def _allowed_rows(self, sources: Sequence[str]) -> np.ndarray | None:
+    def _allowed(self, sources: Sequence[str]) -> np.ndarray | None:
+        """The rows of ``sources`` as one mask, built once for every searcher of the request."""
         if not sources:
             return None
         unknown = sorted(set(sources) - set(self.index.manifest.documents))
         if unknown:
             raise SettingsError(f"unknown source id(s) {', '.join(map(repr, unknown))}; see `rag sources`")
-        return np.asarray(self.index.store.rows_of(sources), dtype=np.int64)
+        return rows_mask(self.index.manifest.chunk_count, self.index.store.rows_of(sources))
 
     def candidates(self, request: SearchRequest) -> dict[str, Candidates]:
         """Each retriever's own ranked candidates (the raw material of fusion)."""
         if request.mode not in MODES:
             raise SettingsError(f"mode {request.mode!r} is not one of {', '.join(MODES)}")
-        allowed = self._allowed_rows(request.sources)
+        allowed = self._allowed(request.sources)
         names = ("dense", "bm25") if request.mode == "hybrid" else (request.mode,)
         return {name: self._searchers[name](request.question, request.candidates, allowed)
                 for name in names}

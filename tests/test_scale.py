@@ -23,6 +23,7 @@ from rag.vector_index import (
     build_vector_index,
     choose_index_kind,
     load_vector_index,
+    rows_mask,
     save_vector_index,
     search_vectors,
 )
@@ -89,7 +90,7 @@ def test_filtered_search_returns_the_best_allowed_rows(data, kind, allowed):
     index = build_vector_index(vectors, kind)
     rows = np.sort(np.random.default_rng(allowed).choice(len(vectors), allowed, replace=False))
     for query in queries[:20]:
-        found = search_vectors(index, query, 10, rows)
+        found = search_vectors(index, query, 10, rows_mask(len(vectors), rows))
         assert {r for r, _ in found} <= set(rows.tolist())
         assert len(found) == min(10, allowed)
         expected = exact_top(vectors, query, 10, rows)
@@ -105,14 +106,15 @@ def test_repeated_and_unsorted_allowed_rows_filter_like_their_set(data, kind, al
     rows = np.random.default_rng(allowed).choice(len(vectors), allowed, replace=False)
     messy = np.concatenate([rows, rows[::-1], rows[:3]])
     for query in queries[:5]:
-        assert search_vectors(index, query, 10, messy) == search_vectors(index, query, 10, np.sort(rows))
+        assert (search_vectors(index, query, 10, rows_mask(len(vectors), messy))
+                == search_vectors(index, query, 10, rows_mask(len(vectors), np.sort(rows))))
 
 
 def test_an_empty_index_and_an_empty_filter_return_nothing(data):
     vectors, queries = data
     for kind in INDEX_KINDS:
         assert search_vectors(build_vector_index(vectors[:0], kind), queries[0], 10) == []
-        assert search_vectors(build_vector_index(vectors, kind), queries[0], 10, np.array([], dtype=np.int64)) == []
+        assert search_vectors(build_vector_index(vectors, kind), queries[0], 10, rows_mask(len(vectors), [])) == []
 
 
 def test_an_unknown_kind_is_refused():
