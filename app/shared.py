@@ -73,6 +73,11 @@ def _session(settings_key: str, generation: str, _settings: Settings, _embedder:
     return opened
 
 
+def served_session(config: Settings, model: Embedder, generation: str) -> Session:
+    """The opened index for ``generation``, cached under the key the page and the warm-up share."""
+    return _session(repr(config), generation, config, model)
+
+
 def warm_up(config: Settings) -> None:
     """Load the model and open the served index into the caches above, before anyone asks.
 
@@ -85,7 +90,7 @@ def warm_up(config: Settings) -> None:
     generation = served_generation(config)
     if generation is not None:
         with contextlib.suppress(RagError):
-            _session(repr(config), generation, config, model)
+            served_session(config, model, generation)
 
 
 def served_generation(config: Settings) -> str | None:
@@ -133,7 +138,7 @@ def ready() -> Ready | None:
             rebuild(config, model, "Embedding the sources…")
             notice.empty()
             generation = served_generation(config)
-        state = Ready(config, model, _session(repr(config), generation or "", config, model))
+        state = Ready(config, model, served_session(config, model, generation or ""))
         st.session_state["_ready"] = state
         return state
     except IndexBusyError as exc:
