@@ -1,8 +1,9 @@
-"""What every page shares: settings, the model and index loaded once per process, the index status.
+"""What every page shares: settings, the application layer loaded once per process, the index status.
 
-The embedder is cached for the life of the server. The opened index is cached under the name of
-the generation ``CURRENT`` points to, so a rebuild (from this page or from ``rag build``) is picked
-up on the next rerun without restarting, and an unchanged index is never reopened.
+The embedder and the :class:`~rag.assistant.Assistant` are cached for the life of the server. The
+assistant reopens the index when ``CURRENT`` names another generation, so a rebuild (from this
+page or from ``rag build``) is picked up on the next rerun without restarting, and an unchanged
+index is never reopened.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from datetime import datetime
 
 import streamlit as st
 
-from rag import session as rag_session
-from rag.build import BuildReport, build_index
+from rag import embedding
+from rag.assistant import Assistant
+from rag.build import BuildReport
 from rag.embedding import Embedder
 from rag.errors import IndexBusyError, IndexStateError, RagError
-from rag.index_store import current_generation
-from rag.reporting import source_row
-from rag.session import Session
+from rag.reporting import source_rows as rows_of
 from rag.settings import Settings
 from rag.types import Answer
 
@@ -27,8 +27,7 @@ from rag.types import Answer
 @dataclass(frozen=True)
 class Ready:
     settings: Settings
-    embedder: Embedder
-    session: Session
+    assistant: Assistant
 
 
 @dataclass(frozen=True)
@@ -60,22 +59,21 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)  # ready() shows its own spinner, also while warm_up loads
 def _embedder(model_name: str, model_path: str, batch_size: int, _settings: Settings) -> Embedder:
-    return rag_session.load_embedder(_settings)
+    return embedding.load_embedder(_settings)
 
 
 def embedder(config: Settings) -> Embedder:
     return _embedder(config.model_name, config.model_path, config.batch_size, config)
 
 
-@st.cache_resource(show_spinner="Opening the index…", max_entries=4)
-def _session(settings_key: str, generation: str, _settings: Settings, _embedder: Embedder) -> Session:
-    opened, _ = rag_session.open_session(_settings, _embedder)
-    return opened
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _assistant(settings_key: str, _settings: Settings, _embedder: Embedder) -> Assistant:
+    return Assistant(_settings, _embedder)
 
 
-def served_session(config: Settings, model: Embedder, generation: str) -> Session:
-    """The opened index for ``generation``, cached under the key the page and the warm-up share."""
-    return _session(repr(config), generation, config, model)
+def served_assistant(config: Settings, model: Embedder) -> Assistant:
+    """The application layer for ``config``, cached under the key the page and the warm-up share."""
+    return _assistant(repr(config), config, model)
 
 
 def warm_up(config: Settings) -> None:
@@ -87,18 +85,10 @@ def warm_up(config: Settings) -> None:
     """
     model = embedder(config)
     model.encode(["warm-up"])  # the first forward pass allocates torch's buffers
-    generation = served_generation(config)
-    if generation is not None:
+    assistant = served_assistant(config, model)
+    if assistant.has_index():
         with contextlib.suppress(RagError):
-            served_session(config, model, generation)
-
-
-def served_generation(config: Settings) -> str | None:
-    try:
-        folder = current_generation(config.index_dir)
-    except IndexStateError:
-        return None  # a broken pointer: the next build repairs it
-    return folder.name if folder else None
+            assistant.status()  # opens the served generation
 
 
 def progress_reporter(label: str):
@@ -111,11 +101,11 @@ def progress_reporter(label: str):
     return update, bar
 
 
-def rebuild(config: Settings, model: Embedder, label: str = "Indexing…") -> BuildReport:
+def rebuild(assistant: Assistant, label: str = "Indexing…") -> BuildReport:
     """Bring the index in line with the corpus folder, with a progress bar. Raises RagError."""
     update, bar = progress_reporter(label)
     try:
-        return build_index(config, model, update)
+        return assistant.build(update)
     finally:
         bar.empty()
 
@@ -128,17 +118,16 @@ def ready() -> Ready | None:
     config = settings()
     # Shown after half a second only: while the server's warm-up (or this run) loads the model.
     with st.spinner("Loading the embedding model…", show_time=True):
-        model = embedder(config)
-    generation = served_generation(config)
+        assistant = served_assistant(config, embedder(config))
     try:
-        if generation is None:
+        if not assistant.has_index():
             notice = st.empty()
             notice.info("Building the search index for the first time; this happens once.",
                         icon=":material/construction:")
-            rebuild(config, model, "Embedding the sources…")
+            rebuild(assistant, "Embedding the sources…")
             notice.empty()
-            generation = served_generation(config)
-        state = Ready(config, model, served_session(config, model, generation or ""))
+        assistant.status()  # opens the served generation, or says why it cannot be served
+        state = Ready(config, assistant)
         st.session_state["_ready"] = state
         return state
     except IndexBusyError as exc:
@@ -147,27 +136,24 @@ def ready() -> Ready | None:
     except IndexStateError as exc:
         st.error(str(exc), icon=":material/error:")
         if st.button("Rebuild the index", type="primary"):
-            _rebuild_and_rerun(config, model)
+            _rebuild_and_rerun(assistant)
     except RagError as exc:
         st.error(str(exc), icon=":material/error:")
     return None
 
 
-def _rebuild_and_rerun(config: Settings, model: Embedder) -> None:
+def _rebuild_and_rerun(assistant: Assistant) -> None:
     try:
-        rebuild(config, model)
+        rebuild(assistant)
     except RagError as exc:
         st.error(str(exc))
     else:
         st.rerun()
 
 
-def source_rows(session: Session) -> list[dict]:
+def source_rows(assistant: Assistant) -> list[dict]:
     """The indexed sources with their chunk counts, in title order."""
-    entries = session.index.manifest.documents
-    rows = [source_row(d, entries[d.id].chunks if d.id in entries else 0)
-            for d in session.index.store.documents()]
-    return sorted(rows, key=lambda row: row["title"].lower())
+    return sorted(rows_of(assistant.sources()), key=lambda row: row["title"].lower())
 
 
 def when_label(built_at: str) -> str:
@@ -178,16 +164,16 @@ def when_label(built_at: str) -> str:
     return when.strftime("%d %b %Y, %H:%M %Z").lstrip("0")
 
 
-def sidebar_status(session: Session) -> None:
+def sidebar_status(assistant: Assistant) -> None:
     """The index at a glance: how many sources and passages, which model, when it was built."""
-    manifest = session.index.manifest
-    model = manifest.model_name.rsplit("/", 1)[-1]
+    status = assistant.status()
+    model = status.model.rsplit("/", 1)[-1]
     with st.sidebar:
         st.caption("INDEX")
         first, second = st.columns(2)
-        first.metric("Sources", len(manifest.documents))
-        second.metric("Passages", manifest.chunk_count)
-        st.caption(f":material/memory: {model}  \n:material/schedule: Built {when_label(manifest.built_at)}")
+        first.metric("Sources", status.sources)
+        second.metric("Passages", status.chunks)
+        st.caption(f":material/memory: {model}  \n:material/schedule: Built {when_label(status.built_at)}")
 
 
 def flash(kind: str, message: str) -> None:

@@ -21,4 +21,4 @@ st.html(CSS)
 state = shared.ready()
 if state is not None:
     page.run()
-    shared.sidebar_status(shared.current().session)  # reread: the page may have rebuilt the index
+    shared.sidebar_status(shared.current().assistant)  # reread: the page may have rebuilt the index

@@ -33,7 +33,7 @@ t0 = time.perf_counter()
 from pathlib import Path
 import numpy as np
 from rag.build import build_index
-from rag.session import load_embedder
+from rag.embedding import load_embedder
 from rag.settings import Settings
 
 class HashingEmbedder:

@@ -109,8 +109,8 @@ def real_embeddings() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         data = np.load(cached)
         return data["chunks"], data["doc_rows"], data["queries"]
     from rag.build import build_index
+    from rag.embedding import load_embedder
     from rag.index_store import current_generation, load_vectors
-    from rag.session import load_embedder
     from rag.settings import Settings
     from rag.store import ChunkStore
 

@@ -10,8 +10,8 @@ machine slows all of them alike and the ratios stay fair:
 - ``baseline``: encode the question, search a bare ``faiss.IndexFlatIP`` of the same vectors;
   nothing else (no validation, BM25, store lookups, fusion or hit objects),
 - ``baseline, torch 1 thread``: the same with torch limited to one intra-op thread,
-- ``dense``, ``bm25``, ``hybrid``: ``Session.search`` in each mode, k=5,
-- ``ask``: ``Session.ask`` (retrieve, then compose the quoted answer), when it exists.
+- ``dense``, ``bm25``, ``hybrid``: ``Assistant.search`` in each mode, k=5,
+- ``ask``: ``Assistant.ask`` (retrieve, then compose the quoted answer), when it exists.
 
 Cold start is the wall time from launching ``rag search`` (and ``rag ask`` when the CLI has it)
 to its exit with the answer printed, against an already built index.
@@ -39,14 +39,15 @@ SEED = 11
 STAGES = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from rag.session import load_embedder, open_session
+from rag.assistant import open_assistant
+from rag.embedding import load_embedder
 from rag.settings import Settings
 t1 = time.perf_counter()
 from pathlib import Path
 settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]))
 embedder = load_embedder(settings)
 t2 = time.perf_counter()
-session, _ = open_session(settings, embedder)
+session, _ = open_assistant(settings, embedder)
 t3 = time.perf_counter()
 session.search(sys.argv[3])
 t4 = time.perf_counter()
@@ -89,6 +90,7 @@ def warm(session, questions: list[str], with_ask: bool) -> dict[str, list[float]
     import numpy as np
     import torch
 
+    from rag.assistant import RequestOptions
     from rag.index_store import load_vectors
 
     vectors = np.ascontiguousarray(load_vectors(session.index.folder), dtype=np.float32)
@@ -109,9 +111,9 @@ def warm(session, questions: list[str], with_ask: bool) -> dict[str, list[float]
             torch.set_num_threads(threads)
 
     operations = {"baseline": baseline, "baseline, torch 1 thread": baseline_one_thread,
-                  "dense": lambda q: session.search(q, mode="dense"),
-                  "bm25": lambda q: session.search(q, mode="bm25"),
-                  "hybrid": lambda q: session.search(q, mode="hybrid")}
+                  "dense": lambda q: session.search(q, RequestOptions(mode="dense")),
+                  "bm25": lambda q: session.search(q, RequestOptions(mode="bm25")),
+                  "hybrid": lambda q: session.search(q, RequestOptions(mode="hybrid"))}
     if with_ask:
         operations["ask"] = session.ask
     for question in questions[:10]:  # warm-up: lazy imports, allocator, caches
@@ -142,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
-    from rag.session import load_embedder, open_session
+    from rag.assistant import open_assistant
+    from rag.embedding import load_embedder
     from rag.settings import Settings
 
     questions = latency_questions(args.questions)
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         index_dir = Path(tmp) / "index"
         settings = Settings(corpus_dir=PROJECT_CORPUS, index_dir=index_dir)
         embedder = load_embedder(settings)
-        session, report = open_session(settings, embedder)
+        session, report = open_assistant(settings, embedder)
         print(f"project corpus: {report.chunk_count} chunks from {len(report.added)} sources, index kind "
               f"{session.index.manifest.index_kind}; {len(questions)} questions per mode; "
               f"torch threads {torch.get_num_threads()}", flush=True)

@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from rag.beir import benchmark_report, format_table, load_beir, run_benchmark, slice_dataset
+    from rag.embedding import load_embedder
     from rag.errors import RagError
-    from rag.session import load_embedder
     from rag.settings import Settings
 
     try:

@@ -52,11 +52,12 @@ def _search(retriever, template, question: str, _mode: str):
 
 
 def sweep(sizes: list[int]) -> list[dict]:
+    from rag.assistant import open_assistant
     from rag.build import lexical_text
+    from rag.embedding import load_embedder
     from rag.evaluation import DEFAULT_QUESTIONS, evaluate_retrieval, load_questions
     from rag.lexical import LexicalIndex
     from rag.retrieve import Retriever, SearchRequest
-    from rag.session import load_embedder, open_session
     from rag.settings import Settings
 
     base = Settings.from_env()
@@ -66,7 +67,7 @@ def sweep(sizes: list[int]) -> list[dict]:
     for size in sizes:
         with tempfile.TemporaryDirectory() as folder:
             settings = base.replace(index_dir=Path(folder), chunk_size=size, chunk_overlap=size // 5)
-            session, _ = open_session(settings, embedder)
+            session, _ = open_assistant(settings, embedder)
             store = session.index.store
             chunks = store.chunks(list(range(session.index.manifest.chunk_count)))
             texts = [lexical_text(c, store.document(c.doc_id)) for c in chunks]

@@ -37,14 +37,22 @@ def _progress_bar(description: str) -> Callable[[int, int], None]:
     return update
 
 
-def _open(args: argparse.Namespace):
-    from rag.session import open_session
+def _open(args: argparse.Namespace, load_model: bool = True):
+    """The application layer over the served index, building it first on a fresh clone."""
+    from rag.assistant import open_assistant
 
-    session, report = open_session(_settings(args), progress=_progress_bar("embedding"))
+    assistant, report = open_assistant(_settings(args), progress=_progress_bar("embedding"), load_model=load_model)
     if report is not None:
         print(f"built the index first: {report.chunk_count} chunks from "
               f"{len(report.added)} sources in {report.seconds:.1f}s", file=sys.stderr)
-    return session
+    return assistant
+
+
+def _options(args: argparse.Namespace):
+    """Per-request options from the flags, checked before any model loads."""
+    from rag.assistant import RequestOptions
+
+    return RequestOptions(k=args.k, mode=args.mode, sources=tuple(args.source or ()))
 
 
 def _read_queries(path: str) -> Iterator[dict[str, Any]]:
@@ -72,11 +80,9 @@ def _print_json(value: Any, pretty: bool = True) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from rag.build import build_index
-    from rag.session import load_embedder
+    from rag.assistant import Assistant
 
-    settings = _settings(args)
-    report = build_index(settings, load_embedder(settings), _progress_bar("embedding"), force=args.force)
+    report = Assistant(_settings(args)).build(_progress_bar("embedding"), force=args.force)
     if args.json:
         _print_json({**report.__dict__})
         return
@@ -89,39 +95,34 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> None:
-    from rag.build import build_index
-    from rag.corpus import add_source
-    from rag.session import load_embedder
+    from rag.assistant import Assistant, SourceMetadata
+    from rag.reporting import change_row
 
-    settings = _settings(args)
-    metadata = {"id": args.id, "title": args.title, "authors": args.authors, "year": args.year,
-                "venue": args.venue, "url": args.url}
-    document = add_source(settings.corpus_dir, Path(args.file), metadata, settings.max_upload_bytes)
-    report = build_index(settings, load_embedder(settings), _progress_bar("embedding"))
-    print(f"added {document.id!r} ({document.title}); embedded {report.chunks_embedded} chunks, "
-          f"index holds {report.chunk_count}")
+    metadata = SourceMetadata.from_fields(id=args.id, title=args.title, authors=args.authors, year=args.year,
+                                          venue=args.venue, url=args.url)
+    change = Assistant(_settings(args)).add(Path(args.file), metadata, _progress_bar("embedding"))
+    if args.json:
+        _print_json(change_row(change))
+        return
+    print(f"added {change.document.id!r} ({change.document.title}); embedded {change.report.chunks_embedded} "
+          f"chunks, index holds {change.report.chunk_count}")
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
-    from rag.build import build_index
-    from rag.corpus import remove_source
-    from rag.session import load_embedder
+    from rag.assistant import Assistant
+    from rag.reporting import change_row
 
-    settings = _settings(args)
-    document = remove_source(settings.corpus_dir, args.source_id, settings.max_upload_bytes)
-    report = build_index(settings, load_embedder(settings))
-    print(f"removed {document.id!r}; index holds {report.chunk_count} chunks")
+    change = Assistant(_settings(args)).remove(args.source_id)
+    if args.json:
+        _print_json(change_row(change))
+        return
+    print(f"removed {change.document.id!r}; index holds {change.report.chunk_count} chunks")
 
 
 def cmd_sources(args: argparse.Namespace) -> None:
-    from rag.index_store import current_generation, open_index
-    from rag.reporting import source_row
+    from rag.reporting import source_rows
 
-    settings = _settings(args)
-    # Listing needs no model unless the index must be built first.
-    index = open_index(settings.index_dir, settings.model_name) if current_generation(settings.index_dir) \
-        else _open(args).index
-    rows = [source_row(d, index.manifest.documents[d.id].chunks) for d in index.store.documents()]
+    rows = source_rows(_open(args, load_model=False).sources())  # no model unless a build must run first
     if args.json:
         _print_json(rows)
         return
@@ -132,26 +133,20 @@ def cmd_sources(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    from rag.reporting import hit_row
+    from rag.reporting import search_rows
 
     # Check the request before loading the model: a bad batch line fails before anything prints.
     if args.question is None and not args.queries:
         raise _usage("search needs a QUESTION or --queries FILE")
-    if args.k < 1:
-        raise _usage(f"--k must be a positive integer, got {args.k}")
+    options = _options(args)
     queries = list(_read_queries(args.queries)) if args.queries else []
-    session = _open(args)
-    sources = tuple(args.source or ())
-
-    def run(question: str) -> list[dict[str, Any]]:
-        hits = session.search(question, k=args.k, mode=args.mode, sources=sources)
-        return [hit_row(h, session.index.store.document(h.chunk.doc_id)) for h in hits]
-
+    assistant = _open(args)
     if args.queries:
         for query in queries:
-            print(json.dumps({**query, "hits": run(query["question"])}, ensure_ascii=False), flush=True)
+            rows = search_rows(assistant.search(query["question"], options))
+            print(json.dumps({**query, "hits": rows}, ensure_ascii=False), flush=True)
         return
-    rows = run(args.question)
+    rows = search_rows(assistant.search(args.question, options))
     if args.json:
         _print_json(rows)
         return
@@ -162,32 +157,39 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    from rag.reporting import answer_row, format_location, format_references
-    from rag.retrieve import validate_question
+    from rag.assistant import Assistant
+    from rag.reporting import answer_row
 
     if args.question is None and not args.queries:
         raise _usage("ask needs a QUESTION or --queries FILE")
+    options = _options(args)
     queries = list(_read_queries(args.queries)) if args.queries else []
     if args.question is not None:  # refuse a bad question before loading the model
-        validate_question(args.question, _settings(args).max_question_chars)
-    session = _open(args)
-    sources = tuple(args.source or ())
+        Assistant(_settings(args)).check_question(args.question)
+    assistant = _open(args)
     if args.queries:
         for query in queries:
-            answer = session.ask(query["question"], mode=args.mode, sources=sources)
+            answer = assistant.ask(query["question"], options)
             print(json.dumps({"id": query["id"], **answer_row(answer)}, ensure_ascii=False), flush=True)
         return
-    answer = session.ask(args.question, mode=args.mode, sources=sources)
+    answer = assistant.ask(args.question, options)
     if args.json:
         _print_json(answer_row(answer))
         return
+    _print_answer(assistant, answer)
+
+
+def _print_answer(assistant, answer) -> None:
+    from rag.reporting import format_location, format_references
+
     print(answer.text + "\n")
     if answer.abstained:
         print("Nearest material:")
         for hit in answer.nearest:
-            document = session.index.store.document(hit.chunk.doc_id)
+            document = assistant.document(hit.chunk.doc_id)
             where = format_location(hit.chunk.section, hit.chunk.page) or "(no section)"
-            print(f"  - {document.title} — {where}: " + " ".join(hit.chunk.text.split())[:200] + "…")
+            title = document.title if document else hit.chunk.doc_id
+            print(f"  - {title} — {where}: " + " ".join(hit.chunk.text.split())[:200] + "…")
         return
     print("References:")
     for line in format_references(answer.citations):
@@ -254,17 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     build = command("build", cmd_build, "Build or incrementally update the index from the corpus folder.")
     build.add_argument("--force", action="store_true", help="re-embed every document")
 
-    add = command("add", cmd_add, "Add a source file (txt, md, html, pdf) to the corpus, then index it.",
-                  with_json=False)
+    add = command("add", cmd_add, "Add a source file (txt, md, html, pdf) to the corpus, then index it.")
     add.add_argument("file")
     add.add_argument("--id", help="source id (default: from front matter or file name)")
     add.add_argument("--title")
-    add.add_argument("--authors", help="authors separated by ';'")
+    add.add_argument("--authors", help="authors separated by ';' or ' and '")
     add.add_argument("--year", type=int)
     add.add_argument("--venue")
     add.add_argument("--url")
 
-    remove = command("remove", cmd_remove, "Remove a source by id, then update the index.", with_json=False)
+    remove = command("remove", cmd_remove, "Remove a source by id, then update the index.")
     remove.add_argument("source_id")
 
     command("sources", cmd_sources, "List the indexed sources.")
@@ -272,13 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     search = command("search", cmd_search, "Rank passages for a question.")
     search.add_argument("question", nargs="?")
     search.add_argument("--queries", help="JSONL file of {id, question}; prints one JSON line per query")
-    search.add_argument("--k", type=int, default=5, help="passages to return (default 5)")
+    search.add_argument("--k", type=int, help="passages to return (default 5, or $RAG_K)")
     search.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="retrieval mode (default hybrid)")
     search.add_argument("--source", action="append", help="restrict to this source id (repeatable)")
 
     ask = command("ask", cmd_ask, "Answer a question with verbatim, cited quotes (or say the sources are silent).")
     ask.add_argument("question", nargs="?")
     ask.add_argument("--queries", help="JSONL file of {id, question}; prints one JSON answer per line")
+    ask.add_argument("--k", type=int, help="passages the answer draws its quotes from (default 5, or $RAG_K)")
     ask.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="retrieval mode (default hybrid)")
     ask.add_argument("--source", action="append", help="restrict to this source id (repeatable)")
 

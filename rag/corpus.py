@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from rag.errors import SourceError
+from rag.errors import SourceError, UnknownSourceError
 from rag.loaders import LOADERS, parse_source
 from rag.types import Document
 
@@ -63,12 +63,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _as_authors(value: Any) -> tuple[str, ...]:
+# Between names: a semicolon, a line break, or a whole word "and" / "&" ("Ann Smith and Bob
+# Jones"). Commas are not separators: "Smith, Ann" is one name.
+_AUTHOR_SEPARATOR = re.compile(r"[;\n]|\s(?:and|&)\s")
+
+
+def parse_authors(value: Any) -> tuple[str, ...]:
+    """Author names from a typed string or a list: the one rule every front end and file uses."""
     if value is None:
         return ()
     if isinstance(value, str):
-        return tuple(a.strip() for a in re.split(r";|\band\b", value) if a.strip())
-    return tuple(str(a) for a in value)
+        return tuple(a.strip() for a in _AUTHOR_SEPARATOR.split(value) if a.strip())
+    return tuple(str(a).strip() for a in value if str(a).strip())
 
 
 def _as_year(value: Any, name: str) -> int | None:
@@ -93,7 +99,7 @@ def load_document(path: Path, metadata: Mapping[str, Any], max_bytes: int) -> Do
         id=str(merged.get("id") or slugify(path.stem)),
         title=str(merged.get("title") or path.stem.replace("-", " ").replace("_", " ")),
         text=parsed.text,
-        authors=_as_authors(merged.get("authors")),
+        authors=parse_authors(merged.get("authors")),
         year=_as_year(merged.get("year"), path.name),
         venue=str(merged.get("venue") or ""),
         url=str(merged.get("url") or ""),
@@ -179,7 +185,7 @@ def remove_source(corpus_dir: Path, source_id: str, max_bytes: int) -> Document:
     """Delete a source file and its manifest entry."""
     documents = {d.id: d for d in load_corpus(corpus_dir, max_bytes)}
     if source_id not in documents:
-        raise SourceError(f"no source with id {source_id!r}; see `rag sources`")
+        raise UnknownSourceError(f"no source with id {source_id!r}; see `rag sources`")
     document = documents[source_id]
     manifest = read_manifest(corpus_dir)
     manifest.pop(document.path, None)

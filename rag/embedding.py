@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.errors import SettingsError
+from rag.settings import Settings
 
 
 class Embedder(Protocol):
@@ -63,3 +64,8 @@ def encode_batched(embedder: Embedder, texts: Sequence[str], batch_size: int,
         if progress:
             progress(min(start + batch_size, len(texts)), len(texts))
     return np.concatenate(parts)
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings name: the one place that chooses it."""
+    return SentenceTransformerEmbedder(settings.model_name, settings.model_path, settings.batch_size)

@@ -23,3 +23,7 @@ class QuestionError(RagError):
 
 class SettingsError(RagError):
     """A setting has an unknown name or a bad value."""
+
+
+class UnknownSourceError(SourceError):
+    """A source id that is not in the corpus or the index."""

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag.answer_eval import answers_section, record_answers
+from rag.assistant import RequestOptions
 from rag.eval_report import build_report, index_facts
 from rag.evaluation import EvalQuestion, ModeResult, Progress, evaluate_session
 
 if TYPE_CHECKING:
-    from rag.session import Session
+    from rag.assistant import Assistant as Session
 
 
 def run_evaluation(session: Session, questions: Sequence[EvalQuestion], questions_file: str,
@@ -30,7 +31,8 @@ def run_evaluation(session: Session, questions: Sequence[EvalQuestion], question
     # threshold is applied afterwards, exactly as compose_answer applies it.
     never_abstain = dataclasses.replace(session.answer_settings, abstain_below=float("-inf"))
     mode = session.settings.mode
-    records = record_answers(questions, lambda q: session.ask(q, mode=mode, answer_settings=never_abstain),
+    options = RequestOptions(mode=mode)
+    records = record_answers(questions, lambda q: session.ask(q, options, answer_settings=never_abstain),
                              lambda source_id: _text_of(session, source_id), step(retrieval_steps))
     answers = answers_section(records, session.settings.abstain_below, mode)
     report = build_report(results, questions, questions_file, k, index_facts(session.index), answers)

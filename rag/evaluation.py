@@ -25,7 +25,7 @@ from rag.settings import MODES, REPO_ROOT
 from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
-    from rag.session import Session
+    from rag.assistant import Assistant as Session
 
 DEFAULT_QUESTIONS = REPO_ROOT / "eval" / "questions.jsonl"
 DEFAULT_THRESHOLDS = REPO_ROOT / "eval" / "thresholds.toml"
@@ -280,6 +280,8 @@ def evaluate_session(
     progress: Progress | None = None,
 ) -> list[ModeResult]:
     """:func:`evaluate_retrieval` over an opened index, with the session's search settings."""
+    from rag.assistant import RequestOptions
+
     if k < 1:
         raise EvalDataError(f"k must be a positive number of hits, got {k!r}")
 
@@ -289,9 +291,10 @@ def evaluate_session(
         except KeyError:
             return None
 
-    return evaluate_retrieval(
-        questions, lambda question, mode: session.search(question, k=k, mode=mode), text_of, modes, progress
-    )
+    def search(question: str, mode: str) -> list[Hit]:
+        return [passage.hit for passage in session.search(question, RequestOptions(k=k, mode=mode))]
+
+    return evaluate_retrieval(questions, search, text_of, modes, progress)
 
 
 # ---------------------------------------------------------------- the CI gate

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.types import Answer, Citation, Document, Hit
+
+if TYPE_CHECKING:
+    from rag.assistant import Change, IndexStatus, Passage, Source
 
 SECTION_SEPARATOR = " > "
 
@@ -108,3 +111,30 @@ def answer_row(answer: Answer) -> dict[str, Any]:
         "support": round(answer.support, 4),
         "citations": [citation_row(c) for c in answer.citations],
     }
+
+
+# ---------------------------------------------------------------- application-layer results
+# One serialiser per result, shared by `rag ... --json`, the HTTP API and the MCP tools.
+
+
+def search_rows(passages: Sequence[Passage]) -> list[dict[str, Any]]:
+    """The ``rag search --json`` shape."""
+    return [hit_row(p.hit, p.document) for p in passages]
+
+
+def source_rows(sources: Sequence[Source]) -> list[dict[str, Any]]:
+    """The ``rag sources --json`` shape."""
+    return [source_row(s.document, s.chunks) for s in sources]
+
+
+def change_row(change: Change) -> dict[str, Any]:
+    """What ``rag add --json`` / ``rag remove --json`` print: the source and the build that followed."""
+    report = change.report
+    return {"source_id": change.document.id, "title": change.document.title,
+            "authors": list(change.document.authors), "chunks_embedded": report.chunks_embedded,
+            "chunk_count": report.chunk_count, "generation": report.generation}
+
+
+def status_row(status: IndexStatus) -> dict[str, Any]:
+    return {"generation": status.generation, "model": status.model, "sources": status.sources,
+            "chunks": status.chunks, "built_at": status.built_at}

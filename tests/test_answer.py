@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 from conftest import KeywordEmbedder
+from helpers import search_hits
 
-import rag.session
+import rag.embedding
 from rag.answer import compose_answer, extractive_text, trim_quote, verified
+from rag.assistant import open_assistant
 from rag.cli import main
 from rag.errors import QuestionError
 from rag.reporting import answer_row, format_reference
-from rag.session import open_session
 
 
 @pytest.fixture
 def session(settings, embedder):
-    opened, _ = open_session(settings, embedder)
+    opened, _ = open_assistant(settings, embedder)
     return opened
 
 
@@ -64,7 +65,7 @@ def test_off_topic_question_abstains_and_offers_nearest_material(session):
 
 def test_abstention_rule_is_support_strictly_below_the_threshold(session):
     question = "What do cats hunt at dawn?"
-    hits = session.search(question)
+    hits = search_hits(session, question)
     support = session.ask(question).support
 
     def compose(threshold: float):
@@ -143,7 +144,7 @@ def cli_env(tiny_corpus: Path, tmp_path: Path, monkeypatch) -> Path:
                         "RAG_MODEL_NAME": KeywordEmbedder.name, "RAG_CHUNK_SIZE": "200",
                         "RAG_CHUNK_OVERLAP": "60"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(rag.session, "load_embedder", lambda settings: KeywordEmbedder())
+    monkeypatch.setattr(rag.embedding, "load_embedder", lambda settings: KeywordEmbedder())
     return tmp_path
 
 

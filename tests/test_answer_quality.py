@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import rag.session
+import rag.embedding
 from rag.answer_eval import answer_metrics, record_answers
+from rag.assistant import open_assistant
 from rag.evaluation import DEFAULT_QUESTIONS, load_questions
-from rag.session import open_session
 from rag.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def session(tmp_path_factory):
         root = tmp_path_factory.mktemp("quality")
         corpus = Path(shutil.copytree(REPO_ROOT / "corpus", root / "corpus"))
         settings = Settings(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data")
-        opened, _ = open_session(settings, rag.session.load_embedder(settings))
+        opened, _ = open_assistant(settings, rag.embedding.load_embedder(settings))
         yield opened
 
 

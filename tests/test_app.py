@@ -1,7 +1,7 @@
 """The Streamlit page driven headless by AppTest, over a temporary corpus and index.
 
 The fast tests use the keyword embedder on the tiny corpus (the page loads the model through
-``rag.session.load_embedder``, patched here); the slow ones run the real packaged model over a
+``rag.embedding.load_embedder``, patched here); the slow ones run the real packaged model over a
 copy of the project corpus. Either way the environment points the page at temporary folders,
 so nothing here touches the repository's corpus, index or data.
 """
@@ -20,7 +20,8 @@ from conftest import KeywordEmbedder
 from streamlit.testing.v1 import AppTest
 from test_loaders import make_pdf
 
-import rag.session
+import rag.assistant
+import rag.embedding
 from rag.index_store import current_generation
 from rag.settings import Settings
 
@@ -59,7 +60,7 @@ def point_app_at(monkeypatch, tmp_path: Path, corpus: Path, **settings: str) -> 
 
 @pytest.fixture
 def tiny(monkeypatch, tmp_path, tiny_corpus) -> Folders:
-    monkeypatch.setattr(rag.session, "load_embedder", lambda settings: KeywordEmbedder())
+    monkeypatch.setattr(rag.embedding, "load_embedder", lambda settings: KeywordEmbedder())
     return point_app_at(monkeypatch, tmp_path, tiny_corpus, model_name=KeywordEmbedder.name,
                         chunk_size="200", chunk_overlap="60")
 
@@ -129,9 +130,9 @@ def test_the_warm_up_at_server_start_is_what_the_first_page_load_uses(tiny, monk
     start()  # build the index the way a first load does; then start over with empty caches
     st.cache_resource.clear()
     loads, opens = [], []
-    monkeypatch.setattr(rag.session, "load_embedder", lambda settings: loads.append(1) or KeywordEmbedder())
-    real_open = rag.session.open_session
-    monkeypatch.setattr(rag.session, "open_session", lambda *a, **kw: opens.append(1) or real_open(*a, **kw))
+    monkeypatch.setattr(rag.embedding, "load_embedder", lambda settings: loads.append(1) or KeywordEmbedder())
+    real_open = rag.assistant.open_index
+    monkeypatch.setattr(rag.assistant, "open_index", lambda *a, **kw: opens.append(1) or real_open(*a, **kw))
 
     warm_up()
     assert (len(loads), len(opens)) == (1, 1)
@@ -271,6 +272,29 @@ def test_an_uploaded_file_is_added_under_a_safe_name_and_indexed(tiny):
     assert not (tiny.corpus.parent.parent / "Penguin notes!.txt").exists()
     assert tiny.generation() != before
     assert source_count(at) == 3
+
+
+def test_authors_typed_with_and_become_two_authors_as_from_the_cli(tiny):
+    at = start().switch_page(SOURCES_PAGE).run()
+    at = upload(at, "penguins.txt", "\n\n".join(PENGUINS).encode(), "text/plain", title="Penguin Notes",
+                authors="Ann Smith and Bob Jones")
+    assert not at.error
+    row = next(r for r in at.dataframe[0].value.to_dict("records") if r["title"] == "Penguin Notes")
+    assert row["authors"] == "Ann Smith and Bob Jones"  # format_authors joins two names with "and"
+    assert "- Ann Smith\n  - Bob Jones\n" in (tiny.corpus / "sources.yaml").read_text(encoding="utf-8")
+
+
+def test_an_upload_refused_by_the_build_lock_leaves_the_corpus_exactly_as_it_was(tiny):
+    from rag.index_store import build_lock
+
+    at = start().switch_page(SOURCES_PAGE).run()
+    before = {p.name: p.read_bytes() for p in tiny.corpus.iterdir()}
+    generation = tiny.generation()
+    with build_lock(tiny.index):  # another process is building
+        at = upload(at, "penguins.txt", "\n\n".join(PENGUINS).encode(), "text/plain", title="Penguin Notes")
+    assert unescape(at.error[0].value).startswith("another build is running on ")
+    assert {p.name: p.read_bytes() for p in tiny.corpus.iterdir()} == before
+    assert tiny.generation() == generation and source_count(at) == 2
 
 
 def test_a_corrupt_upload_is_refused_in_one_sentence_and_nothing_changes(tiny):

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import search_hits
 from test_loaders import make_pdf
 
+from rag.assistant import open_assistant
 from rag.build import build_index
 from rag.corpus import add_source, safe_file_name
 from rag.errors import QuestionError, SourceError
 from rag.index_store import current_generation
-from rag.session import open_session
 
 MB = 2**20
 
@@ -127,13 +128,13 @@ def test_a_file_name_with_nothing_safe_left_becomes_source(name):
 
 @pytest.fixture
 def session(settings, embedder):
-    return open_session(settings, embedder)[0]
+    return open_assistant(settings, embedder)[0]
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t "])
 def test_an_empty_question_is_refused_by_search_and_ask(session, question):
     with pytest.raises(QuestionError, match=r"^the question is empty; type a question$"):
-        session.search(question)
+        search_hits(session, question)
     if hasattr(session, "ask"):
         with pytest.raises(QuestionError, match=r"^the question is empty; type a question$"):
             session.ask(question)
@@ -143,7 +144,7 @@ def test_a_10000_character_question_is_refused_by_search_and_ask(session):
     question = ("Why do cats sleep so much? " * 400)[:10_000]
     message = r"^the question is 10,000 characters long; the limit is 2,000\. Ask something shorter$"
     with pytest.raises(QuestionError, match=message):
-        session.search(question)
+        search_hits(session, question)
     if hasattr(session, "ask"):
         with pytest.raises(QuestionError, match=message):
             session.ask(question)
@@ -151,4 +152,4 @@ def test_a_10000_character_question_is_refused_by_search_and_ask(session):
 
 def test_a_question_at_the_limit_is_answered(session):
     question = ("cats sleep " * 200)[:2000]
-    assert session.search(question)[0].chunk.doc_id == "cats"
+    assert search_hits(session, question)[0].chunk.doc_id == "cats"

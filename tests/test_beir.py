@@ -148,10 +148,10 @@ def test_script_writes_the_report_and_prints_the_table(tmp_path, capsys):
 @pytest.mark.skipif(not (SCIFACT / "queries.jsonl").is_file(), reason=f"no SciFact copy at {SCIFACT}")
 def test_scifact_slice_with_the_packaged_model(tmp_path, monkeypatch, capsys):
     """200 SciFact documents and the 99 test queries they fully answer, through the script."""
-    from rag.session import load_embedder
+    from rag.embedding import load_embedder
 
     embedder = load_embedder(Settings())
-    monkeypatch.setattr("rag.session.load_embedder", lambda _settings: embedder)
+    monkeypatch.setattr("rag.embedding.load_embedder", lambda _settings: embedder)
     args = [str(SCIFACT), "--sample", "200", "--cache", str(tmp_path / "cache"),
             "--out", str(tmp_path / "r.json")]
     assert _script_main()(args) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import KeywordEmbedder
 
-import rag.session
+import rag.embedding
 from rag.cli import main
 
 HIT_FIELDS = {"rank", "score", "source_id", "title", "section", "page", "text", "start", "end", "retrievers"}
@@ -22,7 +22,7 @@ def cli_env(tiny_corpus: Path, tmp_path: Path, monkeypatch) -> Path:
                         "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_MODEL_NAME": KeywordEmbedder.name,
                         "RAG_CHUNK_SIZE": "200", "RAG_CHUNK_OVERLAP": "60"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(rag.session, "load_embedder", lambda settings: KeywordEmbedder())
+    monkeypatch.setattr(rag.embedding, "load_embedder", lambda settings: KeywordEmbedder())
     return tmp_path
 
 
@@ -189,6 +189,34 @@ def test_add_of_a_bad_file_changes_nothing(built, capsys, tmp_path, tiny_corpus)
     assert sorted(p.name for p in tiny_corpus.iterdir()) == before
 
 
+def test_add_splits_authors_typed_with_and_like_the_page_does(built, capsys, tmp_path):
+    new = tmp_path / "owls.txt"
+    new.write_text("Owl Notes\n\nBarn owls hunt voles by sound at night.\n", encoding="utf-8")
+    row = json.loads(run_ok(capsys, "add", str(new), "--authors", "Ann Smith and Bob Jones", "--json"))
+    assert (row["source_id"], row["authors"], row["chunk_count"]) == ("owls", ["Ann Smith", "Bob Jones"], 5)
+
+
+def test_an_add_refused_by_the_build_lock_leaves_the_corpus_exactly_as_it_was(built, capsys, tmp_path,
+                                                                              tiny_corpus):
+    from rag.index_store import build_lock
+
+    new = tmp_path / "owls.txt"
+    new.write_text("Owl Notes\n\nBarn owls hunt voles by sound at night.\n", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in tiny_corpus.iterdir()}
+    with build_lock(built / "index"):
+        code, out, err = run(capsys, "add", str(new), "--authors", "A; B")
+    assert (code, out) == (1, "")
+    assert err.startswith("rag: error: another build is running on ")
+    assert {p.name: p.read_bytes() for p in tiny_corpus.iterdir()} == before
+
+
+def test_ask_takes_k_per_request(built, capsys):
+    answer = json.loads(run_ok(capsys, "ask", "How long does a house cat sleep?", "--k", "1", "--json"))
+    assert [(c["source_id"], c["section"], c["quote"]) for c in answer["citations"]] == [
+        ("cats", "Sleeping", "Cats sleep for most of the day."),
+        ("cats", "Sleeping", "A house cat sleeps about fifteen hours.")]
+
+
 def test_remove_drops_the_source_from_the_index(built, capsys):
     assert run_ok(capsys, "remove", "rockets") == "removed 'rockets'; index holds 2 chunks\n"
     assert [r["source_id"] for r in json.loads(run_ok(capsys, "sources", "--json"))] == ["cats"]
@@ -201,8 +229,9 @@ def test_remove_drops_the_source_from_the_index(built, capsys):
 @pytest.mark.parametrize(("argv", "message"), [
     (("search", "", "--json"), "the question is empty; type a question"),
     (("search", "   "), "the question is empty; type a question"),
-    (("search", "cats", "--k", "0"), "--k must be a positive integer, got 0"),
-    (("search", "cats", "--k", "-2"), "--k must be a positive integer, got -2"),
+    (("search", "cats", "--k", "0"), "k must be a positive integer, got 0"),
+    (("search", "cats", "--k", "-2"), "k must be a positive integer, got -2"),
+    (("ask", "cats", "--k", "0"), "k must be a positive integer, got 0"),
     (("search", "x" * 10_000),
      "the question is 10,000 characters long; the limit is 2,000. Ask something shorter"),
     (("search", "cats", "--source", "dogs"), "unknown source id(s) 'dogs'; see `rag sources`"),

@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 
 from rag.cli import main
+from rag.embedding import load_embedder
 from rag.eval_report import REPORT_SCHEMA
 from rag.evaluation import DEFAULT_THRESHOLDS, METRICS, load_thresholds, shortfalls
-from rag.session import load_embedder
 from rag.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def cli(tmp_path_factory):
         out, err = io.StringIO(), io.StringIO()
         with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), \
                 contextlib.redirect_stderr(err):
-            patch.setattr("rag.session.load_embedder", lambda _settings: embedder)
+            patch.setattr("rag.embedding.load_embedder", lambda _settings: embedder)
             code = main(["eval", *args, *base])
         return code, out.getvalue(), err.getvalue()
 

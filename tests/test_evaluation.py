@@ -8,7 +8,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from helpers import search_hits
 
+from rag.assistant import open_assistant
 from rag.build import build_index
 from rag.cli import main
 from rag.eval_report import REPORT_SCHEMA, build_report, format_table, index_facts, write_report
@@ -26,7 +28,6 @@ from rag.evaluation import (
     score,
     shortfalls,
 )
-from rag.session import open_session
 from rag.types import Chunk, Hit
 
 LOG2_3 = math.log2(3)
@@ -70,7 +71,7 @@ def questions_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def session(settings, embedder):
     build_index(settings, embedder)
-    return open_session(settings, embedder)[0]
+    return open_assistant(settings, embedder)[0]
 
 
 def hit(rank: int, doc_id: str, start: int, end: int, chunk_id: str) -> Hit:
@@ -123,7 +124,7 @@ def test_locate_evidence_gives_exact_offsets_and_refuses_missing_quotes_or_sourc
 def test_bm25_ranks_below(session):
     """The ranks the hand labels above rely on."""
     def ranked(question):
-        return [(h.chunk.doc_id, h.chunk.section[-1]) for h in session.search(question, k=10, mode="bm25")]
+        return [(h.chunk.doc_id, h.chunk.section[-1]) for h in search_hits(session, question, k=10, mode="bm25")]
 
     assert ranked("How long does a house cat sleep?") == [("cats", "Sleeping"), ("cats", "Hunting")]
     assert ranked("Why do rockets drop empty tanks?") == [("rockets", "Staging"), ("rockets", "Propulsion")]
@@ -230,7 +231,7 @@ def test_thresholds_file_errors_name_the_problem(tmp_path, text, message):
 
 @pytest.fixture
 def cli_env(monkeypatch, embedder, settings):
-    monkeypatch.setattr("rag.session.load_embedder", lambda _settings: embedder)
+    monkeypatch.setattr("rag.embedding.load_embedder", lambda _settings: embedder)
     return ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)]
 
 

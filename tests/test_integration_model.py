@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import rag.session
+import rag.embedding
 from rag.build import build_index
 from rag.cli import main
 from rag.settings import DEFAULT_MODEL, REPO_ROOT, Settings
@@ -35,7 +35,7 @@ def real(tmp_path_factory):
         root = tmp_path_factory.mktemp("real")
         corpus = Path(shutil.copytree(REPO_ROOT / "corpus", root / "corpus"))
         settings = Settings(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data")
-        embedder = rag.session.load_embedder(settings)
+        embedder = rag.embedding.load_embedder(settings)
         assert (embedder.name, embedder.dimension) == (DEFAULT_MODEL, 384)
         report = build_index(settings, embedder)
         assert set(report.added) == SOURCE_IDS
@@ -73,7 +73,7 @@ def test_cli_search_finds_the_mt_dnn_caption_on_the_faq_page(real, cli_args, cap
 
 def test_cli_batch_search_prints_one_line_per_question(real, cli_args, capsys, tmp_path, monkeypatch):
     _, _, embedder = real
-    monkeypatch.setattr(rag.session, "load_embedder", lambda settings: embedder)  # reuse the loaded model
+    monkeypatch.setattr(rag.embedding, "load_embedder", lambda settings: embedder)  # reuse the loaded model
     questions = [json.loads(line) for line in
                  (REPO_ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()[:50]]
     batch = tmp_path / "batch.jsonl"

@@ -6,10 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import KeywordEmbedder
+from helpers import search_hits
 
+from rag.assistant import open_assistant
 from rag.build import build_index, embedding_text
 from rag.errors import QuestionError, SettingsError
 from rag.retrieve import (
+    Retriever,
     SearchRequest,
     collapse_duplicates,
     convex_fusion,
@@ -17,7 +20,6 @@ from rag.retrieve import (
     overlaps,
     validate_question,
 )
-from rag.session import open_session
 from rag.types import Chunk, Hit
 
 # The tiny corpus's four chunks, by row.
@@ -27,9 +29,14 @@ SLEEPING, HUNTING, PROPULSION, STAGING = 0, 1, 2, 3
 @pytest.fixture
 def session(settings, embedder):
     build_index(settings, embedder)
-    opened, _ = open_session(settings, embedder)
+    opened, _ = open_assistant(settings, embedder)
     yield opened
     opened.index.store.close()
+
+
+def retriever_of(assistant) -> Retriever:
+    """The retriever under the assistant, for tests of the ranking math itself."""
+    return Retriever(assistant.index, assistant.embedder)
 
 
 @pytest.fixture
@@ -68,7 +75,7 @@ def test_the_tiny_index_holds_four_chunks_in_corpus_order(session, ids):
     ("zebra", "bm25", []),  # BM25 leaves out chunks that share no term
 ])
 def test_each_mode_ranks_the_expected_chunks(session, ids, question, mode, expected):
-    hits = session.search(question, k=4, mode=mode)
+    hits = search_hits(session, question, k=4, mode=mode)
     assert ranked(hits, ids) == expected
     assert [h.rank for h in hits] == list(range(1, len(expected) + 1))
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
@@ -82,17 +89,17 @@ def test_dense_scores_are_the_cosines_of_what_was_embedded(session, ids):
     question = "What do cats hunt at dawn?"
     fake = KeywordEmbedder()
     query = fake.encode([question])[0]
-    for hit in session.search(question, k=4, mode="dense"):
+    for hit in search_hits(session, question, k=4, mode="dense"):
         expected = float(query @ fake.encode([embedding_text(hit.chunk)])[0])
         assert hit.score == pytest.approx(expected, abs=1e-6)
 
 
 def test_hybrid_scores_are_the_convex_fusion_of_both_lists(session, ids):
-    request = session.request("How long does a house cat sleep?", k=4, mode="hybrid")
-    lists = session.retriever.candidates(request)
+    request = SearchRequest("How long does a house cat sleep?", k=4, mode="hybrid")
+    lists = retriever_of(session).candidates(request)
     assert sorted(lists) == ["bm25", "dense"]
     fused = dict(convex_fusion(lists["dense"], lists["bm25"], 0.5))
-    hits = session.retriever.search(request)
+    hits = retriever_of(session).search(request)
     rows = {chunk_id: row for row, chunk_id in ids.items()}
     assert {rows[h.chunk.id]: h.score for h in hits} == pytest.approx(fused)
     assert hits[0].score == pytest.approx(1.0)  # best in both lists
@@ -100,19 +107,19 @@ def test_hybrid_scores_are_the_convex_fusion_of_both_lists(session, ids):
 
 
 def test_k_limits_the_hits(session):
-    assert len(session.search("cats rockets", k=1, mode="dense")) == 1
-    assert len(session.search("cats rockets", k=10, mode="dense")) == 4  # only four chunks exist
+    assert len(search_hits(session, "cats rockets", k=1, mode="dense")) == 1
+    assert len(search_hits(session, "cats rockets", k=10, mode="dense")) == 4  # only four chunks exist
 
 
 def test_source_filter_restricts_every_mode(session, ids):
     question = "What do cats hunt at dawn?"
-    assert ranked(session.search(question, k=4, mode="bm25", sources=("rockets",)), ids) == []
-    dense = session.search(question, k=4, mode="dense", sources=("rockets",))
+    assert ranked(search_hits(session, question, k=4, mode="bm25", sources=("rockets",)), ids) == []
+    dense = search_hits(session, question, k=4, mode="dense", sources=("rockets",))
     assert ranked(dense, ids) == [STAGING, PROPULSION]
-    assert {h.chunk.doc_id for h in session.search(question, k=4, mode="hybrid", sources=("rockets",))} == {
+    assert {h.chunk.doc_id for h in search_hits(session, question, k=4, mode="hybrid", sources=("rockets",))} == {
         "rockets"}
-    assert ranked(session.search("rocket engine", k=4, mode="bm25", sources=("cats",)), ids) == []
-    both = session.search(question, k=4, mode="bm25", sources=("cats", "rockets"))
+    assert ranked(search_hits(session, "rocket engine", k=4, mode="bm25", sources=("cats",)), ids) == []
+    both = search_hits(session, question, k=4, mode="bm25", sources=("cats", "rockets"))
     assert ranked(both, ids) == [HUNTING, SLEEPING]
 
 
@@ -124,18 +131,18 @@ def test_non_positive_k_and_candidates_are_refused(field, value):
 
 def test_unknown_source_and_mode_are_refused(session):
     with pytest.raises(SettingsError, match=r"^unknown source id\(s\) 'dogs', 'eels'; see `rag sources`$"):
-        session.search("cats", sources=("eels", "dogs", "cats"))
+        retriever_of(session).search(SearchRequest("cats", sources=("eels", "dogs", "cats")))
     with pytest.raises(SettingsError, match=r"^mode 'fuzzy' is not one of dense, bm25, hybrid$"):
-        session.retriever.search(SearchRequest("cats", mode="fuzzy"))
+        retriever_of(session).search(SearchRequest("cats", mode="fuzzy"))
 
 
 def test_dense_weight_moves_the_hybrid_ranking(session, ids):
     question = "What do cats hunt at dawn?"
-    request = session.request(question, k=4, mode="hybrid")
-    only_bm25 = session.retriever.search(SearchRequest(question, k=4, mode="hybrid", dense_weight=0.0))
-    only_dense = session.retriever.search(SearchRequest(question, k=4, mode="hybrid", dense_weight=1.0))
+    request = SearchRequest(question, k=4, mode="hybrid")
+    only_bm25 = retriever_of(session).search(SearchRequest(question, k=4, mode="hybrid", dense_weight=0.0))
+    only_dense = retriever_of(session).search(SearchRequest(question, k=4, mode="hybrid", dense_weight=1.0))
     assert request.dense_weight == 0.5
-    dense = dict(session.retriever.candidates(request)["dense"])
+    dense = dict(retriever_of(session).candidates(request)["dense"])
     assert [round(h.score, 6) for h in only_bm25] == [1.0, 0.0, 0.0, 0.0]
     assert [h.score for h in only_dense] == pytest.approx(
         [1.0, dense[SLEEPING] / dense[HUNTING], 0.0, 0.0])  # the lowest dense cosine is 0 here
@@ -148,13 +155,13 @@ def test_dense_weight_moves_the_hybrid_ranking(session, ids):
 def test_empty_questions_are_refused(session):
     for question in ("", "   ", "\n\t"):
         with pytest.raises(QuestionError, match=r"^the question is empty; type a question$"):
-            session.search(question)
+            search_hits(session, question)
 
 
 def test_a_10000_character_question_is_refused_with_both_lengths(session):
     with pytest.raises(QuestionError, match=(r"^the question is 10,000 characters long; the limit is 2,000\. "
                                              r"Ask something shorter$")):
-        session.search("x" * 10_000)
+        search_hits(session, "x" * 10_000)
 
 
 def test_question_limit_counts_the_stripped_text():
@@ -230,16 +237,16 @@ def test_search_returns_a_passage_repeated_in_two_sections_once(settings, embedd
     (settings.corpus_dir / "comets.txt").write_text(
         f"Comets\n\nFirst Look\n\n{passage}\n\nSecond Look\n\n{passage}\n", encoding="utf-8")
     build_index(settings, embedder)
-    session, _ = open_session(settings, embedder)
-    request = session.request("comets icy tails", k=3, mode="bm25")
-    assert len(session.retriever.candidates(request)["bm25"]) == 2  # both copies match
-    hits = session.retriever.search(request)
+    session, _ = open_assistant(settings, embedder)
+    request = SearchRequest("comets icy tails", k=3, mode="bm25")
+    assert len(retriever_of(session).candidates(request)["bm25"]) == 2  # both copies match
+    hits = retriever_of(session).search(request)
     assert [(h.rank, h.chunk.text, h.chunk.section) for h in hits] == [
         (1, passage, ("Comets", "First Look"))]
     session.index.store.close()
 
 
 def test_ranks_are_renumbered_after_collapsing(session):
-    hits = session.search("cats", k=2, mode="dense")
+    hits = search_hits(session, "cats", k=2, mode="dense")
     assert [h.rank for h in hits] == [1, 2]
     assert np.all(np.diff([h.score for h in hits]) <= 0)

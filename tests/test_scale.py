@@ -11,11 +11,12 @@ import sqlite3
 
 import numpy as np
 import pytest
+from helpers import search_hits
 
 from rag import vector_index
+from rag.assistant import open_assistant
 from rag.build import build_index
 from rag.index_store import open_index
-from rag.session import open_session
 from rag.store import DOCUMENT_CACHE, ChunkStore, write_store
 from rag.types import Chunk, Document
 from rag.vector_index import (
@@ -129,10 +130,10 @@ def test_a_corpus_past_the_threshold_is_built_served_and_searched_approximately(
     build_index(settings, embedder)
     index = open_index(settings.index_dir, embedder.name, embedder.dimension)
     assert index.manifest.index_kind == approximate
-    session, _ = open_session(settings, embedder)
-    hits = session.search("How long does a house cat sleep?", k=3, mode="dense")
+    session, _ = open_assistant(settings, embedder)
+    hits = search_hits(session, "How long does a house cat sleep?", k=3, mode="dense")
     assert hits[0].chunk.doc_id == "cats"
-    assert session.search("rocket stage", k=2, mode="dense", sources=("rockets",))[0].chunk.doc_id == "rockets"
+    assert search_hits(session, "rocket stage", k=2, mode="dense", sources=("rockets",))[0].chunk.doc_id == "rockets"
 
 
 # ---------------------------------------------------------------- chunk store

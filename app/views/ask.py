@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pandas as pd
@@ -10,6 +9,7 @@ import streamlit as st
 
 import cards
 import shared
+from rag.assistant import RequestOptions
 from rag.errors import RagError
 from rag.feedback import RATINGS, append_feedback, feedback_record
 from rag.reporting import hit_row
@@ -28,19 +28,16 @@ MODE_HELP = ("Hybrid fuses meaning (dense embeddings) and keywords (BM25); dense
              "BM25 matches words only.")
 
 ready = shared.current()
-config, session = ready.settings, ready.session
+config, assistant = ready.settings, ready.assistant
 history: list[shared.Turn] = st.session_state.setdefault("history", [])
 
 
 def document_or_none(doc_id: str) -> Document | None:
-    try:
-        return session.index.store.document(doc_id)
-    except KeyError:  # removed from the index since this answer was given
-        return None
+    return assistant.document(doc_id)  # None once removed from the index since this answer was given
 
 
 def sidebar_controls() -> tuple[str, int, tuple[str, ...], bool]:
-    titles = {row["source_id"]: row["title"] for row in shared.source_rows(session)}
+    titles = {row["source_id"]: row["title"] for row in shared.source_rows(assistant)}
     with st.sidebar:
         st.caption("RETRIEVAL")
         mode = st.segmented_control("Mode", MODES, default=config.mode, required=True, key="mode",
@@ -65,7 +62,7 @@ def rate(turn: shared.Turn) -> None:
     if value is None or turn.answer is None:
         return
     record = feedback_record(turn.answer, RATINGS[value], mode=turn.mode, k=turn.k, sources=turn.sources,
-                             generation=session.index.generation)
+                             generation=assistant.status().generation)
     try:
         append_feedback(config.data_dir, record)
     except OSError as exc:
@@ -134,10 +131,9 @@ def show_turn(turn: shared.Turn, show_passages: bool) -> None:
 def ask(question: str, mode: str, k: int, sources: tuple[str, ...]) -> shared.Turn:
     turn_id = st.session_state.get("next_turn", 0)
     st.session_state["next_turn"] = turn_id + 1
-    asked = dataclasses.replace(session, settings=session.settings.replace(k=k))
     began = time.perf_counter()
     try:
-        answer = asked.ask(question, mode=mode, sources=sources)
+        answer = assistant.ask(question, RequestOptions(k=k, mode=mode, sources=sources))
     except RagError as exc:
         return shared.Turn(turn_id, question, mode, k, sources, error=str(exc))
     return shared.Turn(turn_id, question, mode, k, sources, answer=answer,

@@ -19,7 +19,7 @@ MODE_LABELS = {"hybrid": "Hybrid", "dense": "Dense", "bm25": "BM25"}
 MODE_COLORS = {"dense": "#93b4f5", "bm25": "#b9bec8", "hybrid": "#3552c8"}
 
 ready = shared.current()
-session = ready.session
+assistant = ready.assistant
 
 
 def run(modes: list[str], k: int) -> None:
@@ -30,7 +30,7 @@ def run(modes: list[str], k: int) -> None:
 
     try:
         questions = evaluation.load_questions(evaluation.DEFAULT_QUESTIONS)
-        report, _ = run_evaluation(session, questions, display_path(evaluation.DEFAULT_QUESTIONS), modes, k,
+        report, _ = run_evaluation(assistant, questions, display_path(evaluation.DEFAULT_QUESTIONS), modes, k,
                                    update)
     except RagError as exc:
         st.session_state.pop("eval_report", None)

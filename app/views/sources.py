@@ -9,9 +9,9 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
-import actions
 import cards
 import shared
+from rag.assistant import SourceMetadata
 from rag.errors import RagError
 from rag.loaders import LOADERS
 from rag.reporting import format_authors
@@ -22,8 +22,8 @@ READER_HEIGHT, SHORT_TEXT = 480, 2_500  # longer texts scroll inside a box of th
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in LOADERS)
 
 ready = shared.current()
-config, model, session = ready.settings, ready.embedder, ready.session
-rows = shared.source_rows(session)
+config, assistant = ready.settings, ready.assistant
+rows = shared.source_rows(assistant)
 by_id = {row["source_id"]: row for row in rows}
 
 
@@ -67,7 +67,10 @@ def reader() -> None:
                           label_visibility="collapsed")
     if chosen is None:
         return
-    document = session.index.store.document(chosen)
+    document = assistant.document(chosen)
+    if document is None:  # removed by another curator since this page was drawn
+        st.info("This source is no longer indexed.", icon=":material/info:")
+        return
     st.html(cards.document_meta(document))
     shown = min(len(document.text), READER_LIMIT)
     with st.container(height=READER_HEIGHT if shown > SHORT_TEXT else "content", border=True):
@@ -89,7 +92,7 @@ def add_form() -> None:
         title = title_col.text_input("Title", placeholder="Defaults to the file's own title or name",
                                      key="add-title")
         year = year_col.text_input("Year", placeholder="2024", key="add-year")
-        authors = st.text_input("Authors", placeholder="Separate names with semicolons", key="add-authors")
+        authors = st.text_input("Authors", placeholder="Separate names with semicolons or “and”", key="add-authors")
         venue_col, url_col = st.columns(2)
         venue = venue_col.text_input("Venue", placeholder="Journal, conference or site", key="add-venue")
         url = url_col.text_input("URL", placeholder="https://…", key="add-url")
@@ -99,12 +102,12 @@ def add_form() -> None:
     if upload is None:
         st.error("Choose a file to upload first.", icon=":material/error:")
         return
-    done = with_progress("Indexing the new source…", lambda update: actions.add_upload(
-        config, model, upload.name, upload.getvalue(), actions.upload_metadata(title, authors, year, venue, url),
-        update))
+    done = with_progress("Indexing the new source…", lambda update: assistant.add_upload(
+        upload.name, upload.getvalue(),
+        SourceMetadata.from_fields(title=title, authors=authors, year=year, venue=venue, url=url), update))
     if done is None:
         return
-    document, report = done
+    document, report = done.document, done.report
     shared.flash("success", f"Added {cards.md_escape(document.title)}: {report.chunks_embedded} new "
                             f"passages; the index now holds {report.chunk_count}.")
     st.rerun()
@@ -121,10 +124,10 @@ def remove_form() -> None:
         st.caption("The only source cannot be removed: an index needs at least one.")
     if not st.button("Remove", icon=":material/delete:", disabled=not (chosen and sure) or last):
         return
-    done = with_progress("Re-indexing…", lambda update: actions.remove_and_reindex(config, model, chosen, update))
+    done = with_progress("Re-indexing…", lambda update: assistant.remove(chosen, update))
     if done is None:
         return
-    document, report = done
+    document, report = done.document, done.report
     shared.flash("success", f"Removed {cards.md_escape(document.title)}; the index now holds "
                             f"{report.chunk_count} passages.")
     st.rerun()
@@ -137,7 +140,7 @@ def maintenance() -> None:
     if not st.button("Rebuild the index", icon=":material/refresh:"):
         return
     try:
-        report = shared.rebuild(config, model)
+        report = shared.rebuild(assistant)
     except RagError as exc:
         st.error(cards.md_escape(str(exc)), icon=":material/error:")
         return
@@ -149,7 +152,7 @@ def maintenance() -> None:
 
 st.set_page_config(layout="wide")
 st.title("Sources")
-st.caption(f"{len(rows)} sources · {session.index.manifest.chunk_count} passages indexed")
+st.caption(f"{len(rows)} sources · {assistant.status().chunks} passages indexed")
 shared.show_flash()
 table()
 reader()
