@@ -6,16 +6,20 @@ Each loader returns a :class:`ParsedSource`; offsets in its sections and pages i
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
+import logging
 import re
-from collections.abc import Callable, Mapping
+import unicodedata
+import warnings
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rag.errors import SourceError
+from rag.metadata import load_yaml
 from rag.types import Page, Section
 
 
@@ -25,6 +29,17 @@ class ParsedSource:
     sections: tuple[Section, ...] = ()
     pages: tuple[Page, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Characters that draw nothing but are not Unicode whitespace: a file of only these is empty.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, the blank Braille cell
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` draws anything: U+FEFF, U+200B, U+00A0, controls and marks alone do not."""
+    return any(not c.isspace() and c not in _BLANK_LETTERS
+               and unicodedata.category(c) not in _INVISIBLE_CATEGORIES for c in text)
 
 
 def read_utf8(path: Path) -> str:
@@ -40,8 +55,8 @@ def read_utf8(path: Path) -> str:
         raise SourceError(
             f"{path.name}: not UTF-8 text (bad byte at position {exc.start}); re-save it as UTF-8"
         ) from None
-    if not text.strip():  # Unicode whitespace that bytes.strip() keeps: U+001C, U+00A0, a lone BOM...
-        raise SourceError(f"{path.name}: the file is empty")
+    if not has_visible_text(text):  # what bytes.strip() keeps: U+00A0, U+200B, a lone BOM...
+        raise SourceError(f"{path.name}: the file is empty (only blank or invisible characters)")
     return text
 
 
@@ -122,10 +137,7 @@ def split_front_matter(raw: str, name: str) -> tuple[dict[str, Any], str]:
     match = _FRONT_MATTER.match(raw)
     if not match:
         return {}, raw
-    try:
-        metadata = yaml.safe_load(match.group(1)) or {}
-    except yaml.YAMLError as exc:
-        raise SourceError(f"{name}: front matter is not valid YAML ({exc.__class__.__name__})") from None
+    metadata = load_yaml(match.group(1), f"{name}: front matter") or {}
     if not isinstance(metadata, dict):
         raise SourceError(f"{name}: front matter must be a YAML mapping of field: value")
     return metadata, raw[match.end() :]
@@ -166,7 +178,7 @@ def render_markdown(body: str) -> tuple[str, list[tuple[int, int, str]]]:
 def load_markdown(path: Path) -> ParsedSource:
     metadata, body = split_front_matter(read_utf8(path), path.name)
     text, headings = render_markdown(body)
-    if not text.strip():
+    if not has_visible_text(text):
         raise SourceError(f"{path.name}: has front matter but no text")
     return ParsedSource(text=text, sections=sections_from_headings(headings, len(text)), metadata=metadata)
 
@@ -241,7 +253,7 @@ def load_html(path: Path) -> ParsedSource:
     headings: list[tuple[int, int, str]] = []
     offset = 0
     for level, block in parser.blocks:
-        if block.strip("• ") == "":
+        if not has_visible_text(block.replace("•", "")):
             continue
         if level:
             headings.append((level, offset, block))
@@ -257,19 +269,65 @@ def load_html(path: Path) -> ParsedSource:
 # ---------------------------------------------------------------- PDF
 
 
-def load_pdf(path: Path) -> ParsedSource:
+# What pypdf raises on damaged files besides its own PyPdfError (DeprecationError for a "/Fl"
+# filter abbreviation is one of those), measured by fuzzing PDFs with compressed streams
+# (tests/test_fuzz.py; README "Bad input"): NotImplementedError for an unknown filter,
+# AttributeError and TypeError for an indirect object of the wrong kind, KeyError / IndexError
+# for missing entries, ValueError and zlib.error for bad numbers and streams, RecursionError for
+# reference cycles. Anything else escaping pypdf is reported as a bug by the CLI.
+_PDF_ERRORS: tuple[type[BaseException], ...] = (
+    ArithmeticError, AssertionError, AttributeError, LookupError, NotImplementedError, OSError,
+    RecursionError, TypeError, ValueError, zlib.error,
+)
+
+
+@contextlib.contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    """Keep pypdf's repair notes ("EOF marker not found") off stderr while it reads one file.
+
+    They would print ahead of the one-line refusal; the file is either read or refused anyway.
+    """
+    logger = logging.getLogger("pypdf")
+    handler, propagate = logging.NullHandler(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.propagate = propagate
+        logger.removeHandler(handler)
+
+
+def _read_pdf(path: Path) -> tuple[list[str], dict[str, Any]]:
+    """Each page's text and the document's title and authors, as pypdf reads them."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+
+    reader = PdfReader(path)
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise SourceError(f"{path.name}: the PDF is encrypted; save an unprotected copy and add that")
+    page_texts = [(page.extract_text() or "").strip() for page in reader.pages]
+    info = reader.metadata or {}
+    metadata: dict[str, Any] = {}
+    if info.get("/Title"):
+        metadata["title"] = str(info["/Title"])
+    if info.get("/Author"):
+        metadata["authors"] = [a.strip() for a in str(info["/Author"]).split(";") if a.strip()]
+    return page_texts, metadata
+
+
+def load_pdf(path: Path) -> ParsedSource:
+    from pypdf.errors import DependencyError, DeprecationError, PyPdfError
 
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise SourceError(f"{path.name}: the PDF is encrypted; save an unprotected copy and add that")
-        page_texts = [(page.extract_text() or "").strip() for page in reader.pages]
-        info = reader.metadata or {}
+        with _quiet_pypdf():
+            page_texts, metadata = _read_pdf(path)
     except SourceError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AssertionError) as exc:
+    except DependencyError as exc:  # e.g. AES encryption without the `cryptography` package
+        raise SourceError(f"{path.name}: reading this PDF needs a package that is not installed ({exc})") from None
+    except (PyPdfError, DeprecationError, *_PDF_ERRORS) as exc:
         raise SourceError(
             f"{path.name}: not a readable PDF ({exc.__class__.__name__}); the file may be corrupt"
         ) from None
@@ -277,18 +335,13 @@ def load_pdf(path: Path) -> ParsedSource:
     pages: list[Page] = []
     offset = 0
     for number, page_text in enumerate(page_texts, start=1):
-        if not page_text:
+        if not has_visible_text(page_text):
             continue
         pages.append(Page(number=number, start=offset, end=offset + len(page_text)))
         parts.append(page_text)
         offset += len(page_text) + 2
     if not parts:
         raise SourceError(f"{path.name}: the PDF has no text layer (scanned images?); run OCR on it first")
-    metadata: dict[str, Any] = {}
-    if info.get("/Title"):
-        metadata["title"] = str(info["/Title"])
-    if info.get("/Author"):
-        metadata["authors"] = [a.strip() for a in str(info["/Author"]).split(";") if a.strip()]
     return ParsedSource(text="\n\n".join(parts) + "\n", pages=tuple(pages), metadata=metadata)
 
 
@@ -309,13 +362,17 @@ def parse_source(path: Path, max_bytes: int) -> ParsedSource:
         raise SourceError(
             f"{path.name}: unknown format {path.suffix or '(no suffix)'!r}; supported: {', '.join(sorted(LOADERS))}"
         )
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise SourceError(
-            f"{path.name}: {_human_size(size)} is over the {_human_size(max_bytes)} limit for a source; "
-            "split the file or raise RAG_MAX_UPLOAD_BYTES"
-        )
-    return loader(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SourceError(
+                f"{path.name}: {_human_size(size)} is over the {_human_size(max_bytes)} limit for a source; "
+                "split the file or raise RAG_MAX_UPLOAD_BYTES"
+            )
+        return loader(path)
+    except OSError as exc:  # unreadable (permissions), vanished, or a folder named like a file
+        raise SourceError(f"{path.name}: cannot be read ({exc.strerror or exc.__class__.__name__}); "
+                          "check the file and its permissions") from None
 
 
 def _human_size(n_bytes: int) -> str:
