@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KeywordEmbedder
+from conftest import KeywordEmbedder, reseal
 
 from rag import index_store
 from rag.build import build_index
@@ -42,7 +42,7 @@ sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
 from pathlib import Path
 from rag.build import build_index
 from rag.settings import Settings
-from conftest import KeywordEmbedder
+from conftest import KeywordEmbedder, reseal
 import bm25s, faiss, Stemmer  # imported here, not in every child (importing starts no threads)
 print("ready", flush=True)
 for line in sys.stdin:
@@ -251,7 +251,7 @@ from pathlib import Path
 from rag.build import build_index
 from rag.errors import RagError
 from rag.settings import Settings
-from conftest import KeywordEmbedder
+from conftest import KeywordEmbedder, reseal
 settings = Settings(corpus_dir=Path(sys.argv[2]), index_dir=Path(sys.argv[3]), model_name=KeywordEmbedder.name,
                     data_dir=Path(sys.argv[3]) / "data", chunk_size=200, chunk_overlap=60)
 print("ready", flush=True)
@@ -323,20 +323,23 @@ def test_a_damaged_index_file_is_caught_on_load_and_a_rebuild_repairs_it(setting
 
 def test_a_truncated_manifest_is_caught_and_a_rebuild_repairs_it(settings, embedder):
     build_index(settings, embedder)
-    _truncate(current_generation(settings.index_dir) / "manifest.json")
-    with pytest.raises(IndexStateError, match=r"manifest .* is unreadable \(JSONDecodeError\); run `rag build`"):
+    folder = current_generation(settings.index_dir)
+    _truncate(folder / "manifest.json")
+    with pytest.raises(IndexStateError) as caught:
         open_index(settings.index_dir, embedder.name, embedder.dimension)
+    assert str(caught.value) == (f"index file manifest.json in {folder.name} is damaged (checksum mismatch); "
+                                 "run `rag build` to rebuild it")
     build_index(settings, embedder)
     open_index(settings.index_dir, embedder.name, embedder.dimension)
 
 
 def test_a_manifest_stripped_of_its_checksums_is_refused(settings, embedder):
-    """Dropping the checksums must not turn verification off."""
+    """Dropping the checksums must not turn verification off, even in a manifest sealed anew."""
     build_index(settings, embedder)
     folder = current_generation(settings.index_dir)
     body = json.loads((folder / "manifest.json").read_text())
     del body["checksums"]["vectors.faiss"]
-    (folder / "manifest.json").write_text(json.dumps(body))
+    reseal(settings.index_dir, json.dumps(body))
     with pytest.raises(IndexStateError, match="has no checksum for vectors.faiss; run `rag build`"):
         open_index(settings.index_dir, embedder.name, embedder.dimension)
 
