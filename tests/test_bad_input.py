@@ -8,6 +8,7 @@ test_loaders.py; these tests pin the end-to-end behaviour.)
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from rag.assistant import open_assistant
 from rag.build import build_index
 from rag.corpus import add_source, safe_file_name
 from rag.errors import QuestionError, SourceError
-from rag.index_store import current_generation
+from rag.index_store import current_generation, open_index
 
 MB = 2**20
 
@@ -73,16 +74,20 @@ def test_adding_a_bad_file_is_refused_and_changes_nothing(settings, served, tmp_
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_a_bad_file_in_the_corpus_folder_stops_the_build_and_the_old_index_serves(settings, embedder, served,
-                                                                                  case):
+def test_a_bad_file_in_the_corpus_folder_is_skipped_with_its_reason_and_the_rest_indexed(settings, embedder,
+                                                                                         served, case):
     name, data, message = BAD_FILES[case]
-    before = current_generation(settings.index_dir)
     (settings.corpus_dir / name).write_bytes(data)
-    with pytest.raises(SourceError, match=message):
-        build_index(settings, embedder)
-    assert current_generation(settings.index_dir) == before
+    report = build_index(settings, embedder)
+    assert [s.file for s in report.skipped] == [name]
+    assert re.fullmatch(message.strip("^$"), report.skipped[0].reason)
+    assert report.unchanged == ("cats", "rockets") and report.chunks_embedded == 0
+    index = open_index(settings.index_dir, embedder.name, embedder.dimension)
+    assert index.manifest.skipped == {name: report.skipped[0].reason}
+    assert sorted(index.manifest.documents) == ["cats", "rockets"]
     (settings.corpus_dir / name).unlink()
-    assert served()
+    assert build_index(settings, embedder).skipped == ()  # fixed: the list empties on the next build
+    assert open_index(settings.index_dir, embedder.name, embedder.dimension).manifest.skipped == {}
 
 
 def test_a_50_mb_file_is_refused_by_size_without_being_read(settings, served, tmp_path):
