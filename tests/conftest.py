@@ -88,6 +88,19 @@ def embedder() -> KeywordEmbedder:
 
 
 @pytest.fixture
+def cli_env(tiny_corpus: Path, tmp_path: Path, monkeypatch) -> Path:
+    """Point the CLI at the tiny corpus and a fresh index; embed with the keyword fake."""
+    import rag.embedding
+
+    for name, value in {"RAG_CORPUS_DIR": str(tiny_corpus), "RAG_INDEX_DIR": str(tmp_path / "index"),
+                        "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_MODEL_NAME": KeywordEmbedder.name,
+                        "RAG_CHUNK_SIZE": "200", "RAG_CHUNK_OVERLAP": "60"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(rag.embedding, "load_embedder", lambda settings: KeywordEmbedder())
+    return tmp_path
+
+
+@pytest.fixture
 def settings(tiny_corpus: Path, tmp_path: Path) -> Settings:
     return Settings(corpus_dir=tiny_corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data",
                     model_name=KeywordEmbedder.name, chunk_size=200, chunk_overlap=60)

@@ -77,7 +77,8 @@ def test_a_tampered_file_fails_its_checksum(built, name):
 
 def test_a_missing_file_is_named(built):
     (generation(built) / "vectors.faiss").unlink()
-    with pytest.raises(IndexStateError, match=r"^index file vectors\.faiss in gen-\d+-[0-9a-f]{32} is missing" + REBUILD):
+    with pytest.raises(IndexStateError,
+                       match=r"^index file vectors\.faiss in gen-\d+-[0-9a-f]{32} is missing" + REBUILD):
         open_index(built, "fake-keyword", 256)
 
 
