@@ -1,9 +1,9 @@
 """Measure what damaged PDFs with compressed streams do to the PDF loader.
 
 Each trial mutates one of the seeds in tests/pdf_seeds.py (token swaps in filter names and
-references, values of the wrong kind, byte overwrites and inserts, bit flips, truncation) and reads it twice: with pypdf
-alone, to count which exceptions pypdf raises, and through ``parse_source``, which must give a
-source or the project's one-line ``SourceError``. Prints a table and writes
+references, values of the wrong kind, byte overwrites and inserts, bit flips, truncation) and
+reads it twice: with pypdf alone, to count which exceptions pypdf raises, and through
+``parse_source``, which must give a source or the project's one-line ``SourceError``. Prints a table and writes
 ``bench/results/fuzz_pdfs.json``.
 
     .venv/bin/python bench/fuzz_pdfs.py --trials 7500

@@ -6,14 +6,10 @@ Each loader returns a :class:`ParsedSource`; offsets in its sections and pages i
 
 from __future__ import annotations
 
-import contextlib
 import html.parser
-import logging
 import re
 import unicodedata
-import warnings
-import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,68 +265,10 @@ def load_html(path: Path) -> ParsedSource:
 # ---------------------------------------------------------------- PDF
 
 
-# What pypdf raises on damaged files besides its own PyPdfError (DeprecationError for a "/Fl"
-# filter abbreviation is one of those), measured by fuzzing PDFs with compressed streams
-# (tests/test_fuzz.py; README "Bad input"): NotImplementedError for an unknown filter,
-# AttributeError and TypeError for an indirect object of the wrong kind, KeyError / IndexError
-# for missing entries, ValueError and zlib.error for bad numbers and streams, RecursionError for
-# reference cycles. Anything else escaping pypdf is reported as a bug by the CLI.
-_PDF_ERRORS: tuple[type[BaseException], ...] = (
-    ArithmeticError, AssertionError, AttributeError, LookupError, NotImplementedError, OSError,
-    RecursionError, TypeError, ValueError, zlib.error,
-)
-
-
-@contextlib.contextmanager
-def _quiet_pypdf() -> Iterator[None]:
-    """Keep pypdf's repair notes ("EOF marker not found") off stderr while it reads one file.
-
-    They would print ahead of the one-line refusal; the file is either read or refused anyway.
-    """
-    logger = logging.getLogger("pypdf")
-    handler, propagate = logging.NullHandler(), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.propagate = propagate
-        logger.removeHandler(handler)
-
-
-def _read_pdf(path: Path) -> tuple[list[str], dict[str, Any]]:
-    """Each page's text and the document's title and authors, as pypdf reads them."""
-    from pypdf import PdfReader
-
-    reader = PdfReader(path)
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise SourceError(f"{path.name}: the PDF is encrypted; save an unprotected copy and add that")
-    page_texts = [(page.extract_text() or "").strip() for page in reader.pages]
-    info = reader.metadata or {}
-    metadata: dict[str, Any] = {}
-    if info.get("/Title"):
-        metadata["title"] = str(info["/Title"])
-    if info.get("/Author"):
-        metadata["authors"] = [a.strip() for a in str(info["/Author"]).split(";") if a.strip()]
-    return page_texts, metadata
-
-
 def load_pdf(path: Path) -> ParsedSource:
-    from pypdf.errors import DependencyError, DeprecationError, PyPdfError
+    from rag.pdf_text import read_pdf
 
-    try:
-        with _quiet_pypdf():
-            page_texts, metadata = _read_pdf(path)
-    except SourceError:
-        raise
-    except DependencyError as exc:  # e.g. AES encryption without the `cryptography` package
-        raise SourceError(f"{path.name}: reading this PDF needs a package that is not installed ({exc})") from None
-    except (PyPdfError, DeprecationError, *_PDF_ERRORS) as exc:
-        raise SourceError(
-            f"{path.name}: not a readable PDF ({exc.__class__.__name__}); the file may be corrupt"
-        ) from None
+    page_texts, metadata = read_pdf(path)
     parts: list[str] = []
     pages: list[Page] = []
     offset = 0
