@@ -57,15 +57,16 @@ def _options(args: argparse.Namespace):
     return RequestOptions(k=args.k, mode=args.mode, sources=tuple(args.source or ()))
 
 
-def _read_queries(path: str, max_question_chars: int) -> list[dict[str, Any]]:
+def _read_queries(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every line of a ``--queries`` file, all checked before any is run.
 
     A batch either prints one result per line or refuses to start, naming the first bad line:
     half a batch of results followed by a crash is harder to recover from than no results.
     """
+    from rag.assistant import Assistant
     from rag.errors import RagError
-    from rag.retrieve import validate_question
 
+    path, check_question = args.queries, Assistant(_settings(args)).check_question
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -84,7 +85,7 @@ def _read_queries(path: str, max_question_chars: int) -> list[dict[str, Any]]:
         if not isinstance(question, str):
             raise RagError(f"{path}:{number}: 'question' must be a string, not {type(question).__name__}")
         try:
-            validate_question(question, max_question_chars)
+            check_question(question)
         except RagError as exc:
             raise RagError(f"{path}:{number}: {exc}") from None
         queries.append({"id": query_id, "question": question})
@@ -173,7 +174,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     if args.question is None and not args.queries:
         raise _usage("search needs a QUESTION or --queries FILE")
     options = _options(args)
-    queries = _read_queries(args.queries, _settings(args).max_question_chars) if args.queries else []
+    queries = _read_queries(args) if args.queries else []
     assistant = _open(args)
     if args.queries:
         for query in queries:
@@ -196,7 +197,7 @@ def cmd_ask(args: argparse.Namespace) -> None:
     if args.question is None and not args.queries:
         raise _usage("ask needs a QUESTION or --queries FILE")
     options = _options(args)
-    queries = _read_queries(args.queries, _settings(args).max_question_chars) if args.queries else []
+    queries = _read_queries(args) if args.queries else []
     if args.question is not None:  # refuse a bad question before loading the model
         Assistant(_settings(args)).check_question(args.question)
     assistant = _open(args)
