@@ -56,7 +56,7 @@ def load_yaml(text: str, where: str, advice: str = "") -> Any:
 
 
 @dataclass(frozen=True)
-class Citation:
+class CheckedMetadata:
     """One source's checked metadata; empty strings and ``None`` mean "not given"."""
 
     id: str = ""
@@ -132,7 +132,7 @@ def _extra(fields: Mapping[str, Any], name: str) -> tuple[tuple[str, str], ...]:
     """Other scalar fields as text pairs (doi, arxiv...); nested values are not citation data."""
     pairs = []
     for key, value in fields.items():
-        if key in Citation.__dataclass_fields__ or value is None or value == "":
+        if key in CheckedMetadata.__dataclass_fields__ or value is None or value == "":
             continue
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             pairs.append((_text(str(key), "field name", name, 100), _text(str(value), str(key), name,
@@ -142,12 +142,12 @@ def _extra(fields: Mapping[str, Any], name: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def check_metadata(fields: Mapping[str, Any], name: str) -> Citation:
+def check_metadata(fields: Mapping[str, Any], name: str) -> CheckedMetadata:
     """The citation fields of ``fields`` with their types and sizes checked.
 
     Raises:
         SourceError: naming the file, the field and the limit.
     """
     text = {field: _text(fields.get(field), field, name, limit) for field, limit in MAX_FIELD_CHARS.items()}
-    return Citation(**text, authors=_authors(fields.get("authors"), name), year=_year(fields.get("year"), name),
+    return CheckedMetadata(**text, authors=_authors(fields.get("authors"), name), year=_year(fields.get("year"), name),
                     extra=_extra(fields, name))
