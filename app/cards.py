@@ -67,9 +67,23 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def http_url(url: str) -> str | None:
+    """``url`` if it may be a link anywhere on the page (http or https), else ``None``.
+
+    The one link rule: ``javascript:``, ``data:`` and ``file:`` URLs from a source's metadata are
+    shown as text, never as something to click.
+    """
+    url = url.strip()
+    try:
+        scheme = urlparse(url).scheme.lower()
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return None
+    return url if scheme in ("http", "https") else None
+
+
 def safe_link(url: str, label: str | None = None) -> str:
     """An anchor for an http(s) URL; anything else (``javascript:``, ``data:``) stays plain text."""
-    if urlparse(url.strip()).scheme.lower() not in ("http", "https"):
+    if http_url(url) is None:
         return esc(label or url)
     return (f'<a href="{esc(url.strip())}" target="_blank" rel="noopener noreferrer nofollow">'
             f"{esc(label or url)}</a>")

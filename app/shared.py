@@ -14,6 +14,7 @@ from datetime import datetime
 
 import streamlit as st
 
+import cards
 from rag import embedding
 from rag.assistant import Assistant
 from rag.build import BuildReport
@@ -131,14 +132,14 @@ def ready() -> Ready | None:
         st.session_state["_ready"] = state
         return state
     except IndexBusyError as exc:
-        st.info(f"{exc}", icon=":material/hourglass_top:")
+        st.info(cards.md_escape(str(exc)), icon=":material/hourglass_top:")
         st.button("Try again", type="primary")
     except IndexStateError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(cards.md_escape(str(exc)), icon=":material/error:")
         if st.button("Rebuild the index", type="primary"):
             _rebuild_and_rerun(assistant)
-    except RagError as exc:
-        st.error(str(exc), icon=":material/error:")
+    except RagError as exc:  # escaped: a file name must not render as Markdown (links, images)
+        st.error(cards.md_escape(str(exc)), icon=":material/error:")
     return None
 
 
@@ -146,7 +147,7 @@ def _rebuild_and_rerun(assistant: Assistant) -> None:
     try:
         rebuild(assistant)
     except RagError as exc:
-        st.error(str(exc))
+        st.error(cards.md_escape(str(exc)), icon=":material/error:")
     else:
         st.rerun()
 

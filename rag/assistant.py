@@ -247,6 +247,10 @@ class Assistant:
         entries = index.manifest.documents
         return [Source(d, entries[d.id].chunks if d.id in entries else 0) for d in index.store.documents()]
 
+    def skipped(self) -> dict[str, str]:
+        """Files in the corpus folder the served index leaves out: file name -> the one-line reason."""
+        return dict(self._served().manifest.skipped)
+
     # ------------------------------------------------------------ changes
 
     @contextlib.contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunking import ChunkerSettings, chunk_document
-from rag.corpus import document_hash, load_corpus
+from rag.corpus import Skipped, document_hash, scan_corpus
 from rag.embedding import Embedder, encode_batched
 from rag.errors import IndexStateError, SourceError
 from rag.index_store import (
@@ -23,7 +23,8 @@ from rag.index_store import (
     check_compatible,
     current_generation,
     load_vectors,
-    read_manifest,
+    remove_orphans,
+    served_manifest,
     verify_checksums,
     write_generation,
 )
@@ -46,6 +47,7 @@ class BuildReport:
     chunk_count: int
     seconds: float
     generation: str
+    skipped: tuple[Skipped, ...] = ()  # files in the corpus folder not indexed, with the reason
 
     @property
     def did_nothing(self) -> bool:
@@ -70,10 +72,10 @@ def chunker_settings(settings: Settings) -> ChunkerSettings:
 def _reusable(index_dir: Path, settings: Settings, embedder: Embedder) -> tuple[Path, Manifest] | None:
     """The served generation if its vectors can be reused by this build, else ``None``."""
     try:
-        folder = current_generation(index_dir)
-        if folder is None:
+        served = served_manifest(index_dir)
+        if served is None:
             return None
-        manifest = read_manifest(folder)
+        folder, manifest = served
         check_compatible(manifest, embedder.name, embedder.dimension)
         verify_checksums(folder, manifest)  # never reuse vectors or chunks from a damaged generation
     except IndexStateError:
@@ -86,10 +88,11 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
     """Bring the index in line with the corpus folder; a no-op when nothing changed."""
     began = time.perf_counter()
     with build_lock(settings.index_dir):
-        documents = load_corpus(settings.corpus_dir, settings.max_upload_bytes)
+        remove_orphans(settings.index_dir)  # safe only under the lock: no live build is writing
+        scan = scan_corpus(settings.corpus_dir, settings.max_upload_bytes)
+        documents, skipped = list(scan.documents), scan.skipped
         if not documents:  # an index of nothing answers nothing, and BM25 cannot be built empty
-            raise SourceError(f"corpus folder {str(settings.corpus_dir)!r} has no sources "
-                              f"({', '.join(sorted(LOADERS))}); add one with `rag add FILE`")
+            raise SourceError(_no_sources(settings.corpus_dir, skipped))
         previous = None if force else _reusable(settings.index_dir, settings, embedder)
         old_entries = previous[1].documents if previous else {}
         hashes = {d.id: document_hash(d) for d in documents}
@@ -97,9 +100,10 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         changed = tuple(d.id for d in documents if d.id in old_entries and old_entries[d.id].hash != hashes[d.id])
         unchanged = tuple(d.id for d in documents if d.id in old_entries and old_entries[d.id].hash == hashes[d.id])
         removed = tuple(sorted(set(old_entries) - set(hashes)))
-        if previous and not (added or changed or removed):
+        skipped_reasons = {s.file: s.reason for s in skipped}
+        if previous and not (added or changed or removed) and previous[1].skipped == skipped_reasons:
             return BuildReport(added, changed, removed, unchanged, 0, previous[1].chunk_count,
-                               time.perf_counter() - began, previous[0].name)
+                               time.perf_counter() - began, previous[0].name, skipped)
 
         chunks, vectors, embedded = _chunks_and_vectors(documents, set(unchanged), previous, settings,
                                                         embedder, progress)
@@ -114,13 +118,22 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             chunk_count=len(chunks),
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             documents={d.id: DocumentEntry(hashes[d.id], d.path, per_document[d.id]) for d in documents},
+            skipped=skipped_reasons,
         )
         by_id = {d.id: d for d in documents}
         write_generation(settings.index_dir, manifest, documents, chunks, vectors,
                          [lexical_text(c, by_id[c.doc_id]) for c in chunks])
         folder = current_generation(settings.index_dir)
         return BuildReport(added, changed, removed, unchanged, embedded, len(chunks),
-                           time.perf_counter() - began, folder.name if folder else "")
+                           time.perf_counter() - began, folder.name if folder else "", skipped)
+
+
+def _no_sources(corpus_dir: Path, skipped: tuple[Skipped, ...]) -> str:
+    if skipped:  # the one reason is the useful one when a single file was all there was
+        return (f"corpus folder {str(corpus_dir)!r} has no readable sources; skipped {len(skipped)}: "
+                + "; ".join(s.reason for s in skipped[:3]) + (" …" if len(skipped) > 3 else ""))
+    return (f"corpus folder {str(corpus_dir)!r} has no sources ({', '.join(sorted(LOADERS))}); "
+            "add one with `rag add FILE`")
 
 
 def _chunks_and_vectors(documents: list[Document], unchanged: set[str],

@@ -5,10 +5,12 @@ one-line errors on stderr with a non-zero exit. Heavy imports happen inside comm
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +57,46 @@ def _options(args: argparse.Namespace):
     return RequestOptions(k=args.k, mode=args.mode, sources=tuple(args.source or ()))
 
 
-def _read_queries(path: str) -> Iterator[dict[str, Any]]:
+def _read_queries(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every line of a ``--queries`` file, all checked before any is run.
+
+    A batch either prints one result per line or refuses to start, naming the first bad line:
+    half a batch of results followed by a crash is harder to recover from than no results.
+    """
+    from rag.assistant import Assistant
     from rag.errors import RagError
 
+    path, check_question = args.queries, Assistant(_settings(args)).check_question
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise RagError(f"cannot read queries file {path!r}: {exc.__class__.__name__}") from None
+    queries = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
-            yield {"id": item["id"], "question": item["question"]}
+            query_id, question = item["id"], item["question"]
         except (ValueError, KeyError, TypeError):
             raise RagError(f"{path}:{number}: expected a JSON object with 'id' and 'question'") from None
+        if isinstance(query_id, bool) or not isinstance(query_id, (str, int)):
+            raise RagError(f"{path}:{number}: 'id' must be a string or an integer, not {query_id!r}"[:300])
+        if not isinstance(question, str):
+            raise RagError(f"{path}:{number}: 'question' must be a string, not {type(question).__name__}")
+        try:
+            check_question(question)
+        except RagError as exc:
+            raise RagError(f"{path}:{number}: {exc}") from None
+        queries.append({"id": query_id, "question": question})
+    return queries
 
 
 def _print_json(value: Any, pretty: bool = True) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2 if pretty else None))
+    """JSON on stdout, flushed (batches stream), with characters a terminal would act on escaped."""
+    from rag.terminal import json_safe
+
+    print(json_safe(json.dumps(value, ensure_ascii=False, indent=2 if pretty else None)), flush=True)
 
 
 # ---------------------------------------------------------------- commands
@@ -84,14 +107,23 @@ def cmd_build(args: argparse.Namespace) -> None:
 
     report = Assistant(_settings(args)).build(_progress_bar("embedding"), force=args.force)
     if args.json:
-        _print_json({**report.__dict__})
+        _print_json(dataclasses.asdict(report))
         return
     if report.did_nothing:
         print(f"index is up to date: {report.chunk_count} chunks from {len(report.unchanged)} sources")
-        return
-    print(f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}, "
-          f"unchanged {len(report.unchanged)} sources; embedded {report.chunks_embedded} chunks; "
-          f"index holds {report.chunk_count} chunks ({report.seconds:.1f}s)")
+    else:
+        print(f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}, "
+              f"unchanged {len(report.unchanged)} sources; embedded {report.chunks_embedded} chunks; "
+              f"index holds {report.chunk_count} chunks ({report.seconds:.1f}s)")
+    _print_skipped({s.file: s.reason for s in report.skipped}, sys.stdout)
+
+
+def _print_skipped(skipped: dict[str, str], stream: Any) -> None:
+    """One line per file the index leaves out, with the refusal that says how to fix it."""
+    from rag.terminal import one_line
+
+    for reason in skipped.values():
+        print(f"skipped {one_line(reason)}", file=stream)
 
 
 def cmd_add(args: argparse.Namespace) -> None:
@@ -122,14 +154,17 @@ def cmd_remove(args: argparse.Namespace) -> None:
 def cmd_sources(args: argparse.Namespace) -> None:
     from rag.reporting import source_rows
 
-    rows = source_rows(_open(args, load_model=False).sources())  # no model unless a build must run first
+    assistant = _open(args, load_model=False)  # no model unless a build must run first
+    rows = source_rows(assistant.sources())
     if args.json:
         _print_json(rows)
+        _print_skipped(assistant.skipped(), sys.stderr)  # stdout keeps the contract's shape
         return
     for row in rows:
         authors = ", ".join(row["authors"][:3]) + (" et al." if len(row["authors"]) > 3 else "")
         print(f"{row['source_id']:<40} {row['chunks']:>4} chunks  {row['year'] or '----'}  "
               f"{row['title']} — {authors}")
+    _print_skipped(assistant.skipped(), sys.stdout)
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -139,12 +174,11 @@ def cmd_search(args: argparse.Namespace) -> None:
     if args.question is None and not args.queries:
         raise _usage("search needs a QUESTION or --queries FILE")
     options = _options(args)
-    queries = list(_read_queries(args.queries)) if args.queries else []
+    queries = _read_queries(args) if args.queries else []
     assistant = _open(args)
     if args.queries:
         for query in queries:
-            rows = search_rows(assistant.search(query["question"], options))
-            print(json.dumps({**query, "hits": rows}, ensure_ascii=False), flush=True)
+            _print_json({**query, "hits": search_rows(assistant.search(query["question"], options))}, pretty=False)
         return
     rows = search_rows(assistant.search(args.question, options))
     if args.json:
@@ -163,14 +197,14 @@ def cmd_ask(args: argparse.Namespace) -> None:
     if args.question is None and not args.queries:
         raise _usage("ask needs a QUESTION or --queries FILE")
     options = _options(args)
-    queries = list(_read_queries(args.queries)) if args.queries else []
+    queries = _read_queries(args) if args.queries else []
     if args.question is not None:  # refuse a bad question before loading the model
         Assistant(_settings(args)).check_question(args.question)
     assistant = _open(args)
     if args.queries:
         for query in queries:
             answer = assistant.ask(query["question"], options)
-            print(json.dumps({"id": query["id"], **answer_row(answer)}, ensure_ascii=False), flush=True)
+            _print_json({"id": query["id"], **answer_row(answer)}, pretty=False)
         return
     answer = assistant.ask(args.question, options)
     if args.json:
@@ -295,23 +329,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BUG = 70  # EX_SOFTWARE from sysexits.h: the program, not the input, is at fault
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. The boundary rule: a failure caused by input or by the state on disk ends in
+    one line on stderr naming the file and what to do, with exit 1; only a bug shows a traceback,
+    followed by a line saying it is one; a reader closing the pipe ends the command quietly."""
+    from rag import terminal
+
     # Models must never be fetched from a hub; set before any Hugging Face import.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    args = build_parser().parse_args(argv)
+    try:
+        with terminal.clean_stdout():
+            try:
+                code = _run(build_parser().parse_args(argv))
+            finally:  # also after --help's SystemExit: its text is still in the buffer
+                sys.stdout.flush()
+    except BrokenPipeError:
+        return terminal.reader_went_away()
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rag import terminal
     from rag.errors import RagError
 
     try:
         args.handler(args)
     except RagError as exc:
-        print(f"rag: error: {exc}", file=sys.stderr)
+        terminal.say(f"rag: error: {terminal.one_line(str(exc))}")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("rag: interrupted; the index being served is unchanged", file=sys.stderr)
+        terminal.say("rag: interrupted; the index being served is unchanged")
         return 130
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # the disk's state: permissions, a full disk, a path that is a folder
+        where = f"{exc.filename}: " if exc.filename else ""
+        terminal.say(f"rag: error: {terminal.one_line(where + (exc.strerror or str(exc)))}; "
+                     "check the path, its permissions and the free space")
+        return EXIT_ERROR
+    except Exception:
+        traceback.print_exc()
+        terminal.say("rag: internal error: the traceback above is a bug in rag, not a problem with your "
+                     "input; please report it with the command you ran")
+        return EXIT_BUG
     return 0
 
 

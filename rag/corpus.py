@@ -6,12 +6,16 @@ then defaults derived from the file name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ import yaml
 
 from rag.errors import SourceError, UnknownSourceError
 from rag.loaders import LOADERS, parse_source
+from rag.metadata import check_metadata, load_yaml, parse_authors  # noqa: F401 - parse_authors: the one rule, re-exported
 from rag.types import Document
 
 MANIFEST_NAME = "sources.yaml"
@@ -27,7 +32,6 @@ MANIFEST_HEADER = (
     "# Metadata for sources whose files carry none of their own (Markdown files may use front\n"
     "# matter instead). Keys are file names in this folder; `rag add` maintains this file.\n"
 )
-_CORE_FIELDS = ("id", "title", "authors", "year", "venue", "url", "kind")
 
 
 def slugify(name: str) -> str:
@@ -40,9 +44,10 @@ def read_manifest(corpus_dir: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise SourceError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix or delete it") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.__class__.__name__}); fix or delete it") from None
+    data = load_yaml(text, str(path), "; fix or delete it") or {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise SourceError(f"{path}: expected a mapping of file name -> metadata mapping")
     return data
@@ -55,7 +60,14 @@ def write_manifest(corpus_dir: Path, manifest: Mapping[str, Mapping[str, Any]]) 
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Replace ``path`` in one rename, keeping its file mode.
+
+    ``mkstemp`` would make every rewrite 0600; a new file gets the mode ``open()`` gives (umask).
+    """
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with contextlib.suppress(FileNotFoundError):
+        os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -63,51 +75,24 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-# Between names: a semicolon, a line break, or a whole word "and" / "&" ("Ann Smith and Bob
-# Jones"). Commas are not separators: "Smith, Ann" is one name.
-_AUTHOR_SEPARATOR = re.compile(r"[;\n]|\s(?:and|&)\s")
-
-
-def parse_authors(value: Any) -> tuple[str, ...]:
-    """Author names from a typed string or a list: the one rule every front end and file uses."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(a.strip() for a in _AUTHOR_SEPARATOR.split(value) if a.strip())
-    return tuple(str(a).strip() for a in value if str(a).strip())
-
-
-def _as_year(value: Any, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise SourceError(f"{name}: year {value!r} is not a number") from None
-
-
 def load_document(path: Path, metadata: Mapping[str, Any], max_bytes: int) -> Document:
     """Parse ``path`` and combine its own metadata with ``metadata`` (which wins)."""
     parsed = parse_source(path, max_bytes)
-    merged = {**parsed.metadata, **{k: v for k, v in metadata.items() if v not in (None, "")}}
-    extra = tuple(
-        (str(k), str(v))
-        for k, v in merged.items()
-        if k not in _CORE_FIELDS and isinstance(v, (str, int, float)) and v not in (None, "")
-    )
+    merged = {**parsed.metadata, **{k: v for k, v in metadata.items() if v is not None and v != ""}}
+    cited = check_metadata(merged, path.name)
     return Document(
-        id=str(merged.get("id") or slugify(path.stem)),
-        title=str(merged.get("title") or path.stem.replace("-", " ").replace("_", " ")),
+        id=cited.id or slugify(path.stem),
+        title=cited.title or path.stem.replace("-", " ").replace("_", " "),
         text=parsed.text,
-        authors=parse_authors(merged.get("authors")),
-        year=_as_year(merged.get("year"), path.name),
-        venue=str(merged.get("venue") or ""),
-        url=str(merged.get("url") or ""),
-        kind=str(merged.get("kind") or path.suffix.lstrip(".").lower()),
+        authors=cited.authors,
+        year=cited.year,
+        venue=cited.venue,
+        url=cited.url,
+        kind=cited.kind or path.suffix.lstrip(".").lower(),
         path=path.name,
         sections=parsed.sections,
         pages=parsed.pages,
-        extra=extra,
+        extra=cited.extra,
     )
 
 
@@ -122,16 +107,51 @@ def source_files(corpus_dir: Path) -> list[Path]:
     )
 
 
-def load_corpus(corpus_dir: Path, max_bytes: int) -> list[Document]:
-    """Every source in the folder as a document; duplicate ids are an error."""
+@dataclass(frozen=True)
+class Skipped:
+    """A file in the corpus folder that is not indexed, and why (the one-line refusal)."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CorpusScan:
+    documents: tuple[Document, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def scan_corpus(corpus_dir: Path, max_bytes: int) -> CorpusScan:
+    """Every readable source in the folder as a document, and every other file with its reason.
+
+    One unreadable file or a second use of an id skips that file only; a broken ``sources.yaml``
+    or a missing folder still stops everything, as no source's metadata can be trusted then.
+    """
     manifest = read_manifest(corpus_dir)
-    documents = [load_document(p, manifest.get(p.name, {}), max_bytes) for p in source_files(corpus_dir)]
+    documents: list[Document] = []
+    skipped: list[Skipped] = []
     seen: dict[str, str] = {}
-    for doc in documents:
-        if doc.id in seen:
-            raise SourceError(f"{doc.path} and {seen[doc.id]} both have id {doc.id!r}; give one a new id")
-        seen[doc.id] = doc.path
-    return documents
+    for path in source_files(corpus_dir):
+        try:
+            document = load_document(path, manifest.get(path.name, {}), max_bytes)
+        except SourceError as exc:
+            skipped.append(Skipped(path.name, str(exc)))
+            continue
+        if document.id in seen:
+            skipped.append(Skipped(path.name, f"{document.path} and {seen[document.id]} both have id "
+                                              f"{document.id!r}; give one a new id"))
+            continue
+        seen[document.id] = document.path
+        documents.append(document)
+    return CorpusScan(tuple(documents), tuple(skipped))
+
+
+def load_corpus(corpus_dir: Path, max_bytes: int) -> list[Document]:
+    """Every source in the folder as a document; any file that cannot be one is an error."""
+    scan = scan_corpus(corpus_dir, max_bytes)
+    if scan.skipped:
+        raise SourceError(scan.skipped[0].reason)
+    return list(scan.documents)
 
 
 def document_hash(document: Document) -> str:
@@ -172,7 +192,7 @@ def add_source(corpus_dir: Path, file: Path, metadata: Mapping[str, Any], max_by
         staged = Path(staging) / name
         shutil.copyfile(file, staged)
         document = load_document(staged, fields, max_bytes)
-        if document.id in {d.id for d in load_corpus(corpus_dir, max_bytes)}:
+        if document.id in {d.id for d in scan_corpus(corpus_dir, max_bytes).documents}:
             raise SourceError(f"{name}: a source with id {document.id!r} already exists; pass another --id")
         manifest = read_manifest(corpus_dir)
         manifest[name] = {**fields, "id": document.id}
@@ -183,7 +203,7 @@ def add_source(corpus_dir: Path, file: Path, metadata: Mapping[str, Any], max_by
 
 def remove_source(corpus_dir: Path, source_id: str, max_bytes: int) -> Document:
     """Delete a source file and its manifest entry."""
-    documents = {d.id: d for d in load_corpus(corpus_dir, max_bytes)}
+    documents = {d.id: d for d in scan_corpus(corpus_dir, max_bytes).documents}
     if source_id not in documents:
         raise UnknownSourceError(f"no source with id {source_id!r}; see `rag sources`")
     document = documents[source_id]

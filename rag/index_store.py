@@ -3,11 +3,16 @@
 Layout::
 
     index/CURRENT            name of the generation being served
-    index/gen-<ns>/          manifest.json, vectors.faiss, vectors.npy, store.sqlite, bm25/
+    index/gen-<ns>-<seal>/   manifest.json, vectors.faiss, vectors.npy, store.sqlite, bm25/
     index/.build.lock        held by the one build allowed at a time
 
 A build writes a whole new generation and only then replaces ``CURRENT`` (``os.replace`` is
 atomic), so a build that fails or is killed at any instant leaves the old index serving.
+
+The manifest holds the SHA-256 of every other file, and the generation's name, which ``CURRENT``
+holds, ends in the manifest's (its first 32 hex digits, the "seal"): one digest vouches for the
+whole generation, and a flipped bit anywhere is refused before it is served. A generation is
+written as ``gen-<ns>`` and renamed to its sealed name only when complete.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from rag.store import ChunkStore, write_store
 from rag.types import Chunk, Document
 from rag.vector_index import build_vector_index, load_vector_index, save_vector_index
 
-FORMAT_VERSION = 2  # 2: passages embedded without title/headings; BM25 k1 0.9, b 0.4
+FORMAT_VERSION = 3  # 2: passages embedded without title/headings; BM25 k1 0.9, b 0.4. 3: sealed manifest
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 MANIFEST = "manifest.json"
@@ -46,7 +51,8 @@ BM25 = "bm25"
 REBUILD = "run `rag build` to rebuild it"
 # Files every generation has; a manifest without their checksums cannot vouch for them.
 REQUIRED_FILES = (VECTORS, FAISS, STORE)
-_GENERATION = re.compile(r"gen-[0-9]+")
+_GENERATION = re.compile(r"gen-([0-9]+)(?:-([0-9a-f]{32}))?")  # unsealed: from before v3, or unfinished
+SEAL_DIGITS = 32
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Manifest:
     built_at: str
     documents: Mapping[str, DocumentEntry]
     checksums: Mapping[str, str] = field(default_factory=dict)
+    skipped: Mapping[str, str] = field(default_factory=dict)  # file name -> why it is not indexed
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -96,9 +103,13 @@ class Index:
 
 def current_generation(index_dir: Path) -> Path | None:
     pointer = index_dir / CURRENT
-    if not pointer.exists():
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexStateError(f"index pointer {pointer} cannot be read ({exc.__class__.__name__}); "
+                              f"{REBUILD}") from None
     if not _GENERATION.fullmatch(name):
         raise IndexStateError(f"index pointer {pointer} holds {name[:40]!r}, not a generation name; {REBUILD}")
     folder = index_dir / name
@@ -116,12 +127,34 @@ def _served_or_none(index_dir: Path) -> Path | None:
 
 
 def read_manifest(folder: Path) -> Manifest:
+    """A generation's manifest as written; :func:`served_manifest` also checks it against ``CURRENT``."""
     try:
         return Manifest.from_json((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise IndexStateError(
             f"index manifest in {folder} is unreadable ({exc.__class__.__name__}); {REBUILD}"
         ) from None
+
+
+def served_manifest(index_dir: Path) -> tuple[Path, Manifest] | None:
+    """The served generation and its manifest, vouched for by the seal in the generation's name.
+
+    Raises:
+        IndexStateError: the pointer is broken, or the manifest is missing, damaged or unsealed.
+    """
+    folder = current_generation(index_dir)
+    if folder is None:
+        return None
+    seal = _GENERATION.fullmatch(folder.name).group(2)  # type: ignore[union-attr] - checked when read
+    if seal is None:
+        raise IndexStateError(f"index in {folder.name} has no checksum for {MANIFEST}; {REBUILD}")
+    try:
+        actual = _file_digest(folder / MANIFEST)[:SEAL_DIGITS]
+    except OSError:
+        raise IndexStateError(f"index file {MANIFEST} in {folder.name} is missing; {REBUILD}") from None
+    if actual != seal:
+        raise IndexStateError(f"index file {MANIFEST} in {folder.name} is damaged (checksum mismatch); {REBUILD}")
+    return folder, read_manifest(folder)
 
 
 def _file_digest(path: Path) -> str:
@@ -171,10 +204,10 @@ def verify_checksums(folder: Path, manifest: Manifest) -> None:
 
 def open_index(index_dir: Path, model_name: str, dimension: int | None = None) -> Index:
     """Open the served generation after checking format, model, dimension and checksums."""
-    folder = current_generation(index_dir)
-    if folder is None:
+    served = served_manifest(index_dir)
+    if served is None:
         raise IndexStateError(f"no index at {index_dir}; run `rag build` first")
-    manifest = read_manifest(folder)
+    folder, manifest = served
     check_compatible(manifest, model_name, dimension)
     verify_checksums(folder, manifest)
     try:
@@ -216,9 +249,12 @@ def write_generation(index_dir: Path, manifest: Manifest, documents: list[Docume
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
     _fsync_dir(folder)
+    sealed = folder.with_name(f"{folder.name}-{_file_digest(folder / MANIFEST)[:SEAL_DIGITS]}")
+    folder.rename(sealed)
+    _fsync_dir(index_dir)
     previous = _served_or_none(index_dir)
-    _point_current(index_dir, folder.name)
-    _remove_stale_generations(index_dir, keep={folder.name} | ({previous.name} if previous else set()))
+    _point_current(index_dir, sealed.name)
+    _remove_stale_generations(index_dir, keep={sealed.name} | ({previous.name} if previous else set()))
     return manifest
 
 
@@ -230,6 +266,32 @@ def _point_current(index_dir: Path, name: str) -> None:
         os.fsync(handle.fileno())
     os.replace(tmp, index_dir / CURRENT)
     _fsync_dir(index_dir)
+
+
+def remove_orphans(index_dir: Path) -> tuple[str, ...]:
+    """Delete generations left by killed builds; call only while holding :func:`build_lock`.
+
+    The lock means no live build is writing one. A build that completes keeps only its own
+    generation and the one served before it, so every generation newer than the served one was
+    never served, and of the older ones only the newest can still be open in a reader. With a
+    broken pointer nothing is removed: the next complete build clears the folder.
+    """
+    served = _served_or_none(index_dir)
+    if served is None:
+        return ()
+    number = _generation_number(served.name)
+    generations = sorted((_generation_number(p.name), p) for p in index_dir.glob("gen-*")
+                         if _GENERATION.fullmatch(p.name) and p.is_dir())
+    older = [p for n, p in generations if n < number]
+    orphans = [p for n, p in generations if n > number] + older[:-1]
+    for folder in orphans:
+        shutil.rmtree(folder, ignore_errors=True)
+    return tuple(p.name for p in orphans)
+
+
+def _generation_number(name: str) -> int:
+    """When a generation was begun (``time.time_ns()``), from its name."""
+    return int(_GENERATION.fullmatch(name).group(1))  # type: ignore[union-attr] - names are filtered
 
 
 def _remove_stale_generations(index_dir: Path, keep: set[str]) -> None:

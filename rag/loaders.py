@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import html.parser
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rag.errors import SourceError
+from rag.metadata import load_yaml
 from rag.types import Page, Section
 
 
@@ -25,6 +25,17 @@ class ParsedSource:
     sections: tuple[Section, ...] = ()
     pages: tuple[Page, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Characters that draw nothing but are not Unicode whitespace: a file of only these is empty.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, the blank Braille cell
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` draws anything: U+FEFF, U+200B, U+00A0, controls and marks alone do not."""
+    return any(not c.isspace() and c not in _BLANK_LETTERS
+               and unicodedata.category(c) not in _INVISIBLE_CATEGORIES for c in text)
 
 
 def read_utf8(path: Path) -> str:
@@ -40,8 +51,8 @@ def read_utf8(path: Path) -> str:
         raise SourceError(
             f"{path.name}: not UTF-8 text (bad byte at position {exc.start}); re-save it as UTF-8"
         ) from None
-    if not text.strip():  # Unicode whitespace that bytes.strip() keeps: U+001C, U+00A0, a lone BOM...
-        raise SourceError(f"{path.name}: the file is empty")
+    if not has_visible_text(text):  # what bytes.strip() keeps: U+00A0, U+200B, a lone BOM...
+        raise SourceError(f"{path.name}: the file is empty (only blank or invisible characters)")
     return text
 
 
@@ -122,10 +133,7 @@ def split_front_matter(raw: str, name: str) -> tuple[dict[str, Any], str]:
     match = _FRONT_MATTER.match(raw)
     if not match:
         return {}, raw
-    try:
-        metadata = yaml.safe_load(match.group(1)) or {}
-    except yaml.YAMLError as exc:
-        raise SourceError(f"{name}: front matter is not valid YAML ({exc.__class__.__name__})") from None
+    metadata = load_yaml(match.group(1), f"{name}: front matter") or {}
     if not isinstance(metadata, dict):
         raise SourceError(f"{name}: front matter must be a YAML mapping of field: value")
     return metadata, raw[match.end() :]
@@ -166,7 +174,7 @@ def render_markdown(body: str) -> tuple[str, list[tuple[int, int, str]]]:
 def load_markdown(path: Path) -> ParsedSource:
     metadata, body = split_front_matter(read_utf8(path), path.name)
     text, headings = render_markdown(body)
-    if not text.strip():
+    if not has_visible_text(text):
         raise SourceError(f"{path.name}: has front matter but no text")
     return ParsedSource(text=text, sections=sections_from_headings(headings, len(text)), metadata=metadata)
 
@@ -241,7 +249,7 @@ def load_html(path: Path) -> ParsedSource:
     headings: list[tuple[int, int, str]] = []
     offset = 0
     for level, block in parser.blocks:
-        if block.strip("• ") == "":
+        if not has_visible_text(block.replace("•", "")):
             continue
         if level:
             headings.append((level, offset, block))
@@ -258,37 +266,20 @@ def load_html(path: Path) -> ParsedSource:
 
 
 def load_pdf(path: Path) -> ParsedSource:
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from rag.pdf_text import read_pdf
 
-    try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise SourceError(f"{path.name}: the PDF is encrypted; save an unprotected copy and add that")
-        page_texts = [(page.extract_text() or "").strip() for page in reader.pages]
-        info = reader.metadata or {}
-    except SourceError:
-        raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AssertionError) as exc:
-        raise SourceError(
-            f"{path.name}: not a readable PDF ({exc.__class__.__name__}); the file may be corrupt"
-        ) from None
+    page_texts, metadata = read_pdf(path)
     parts: list[str] = []
     pages: list[Page] = []
     offset = 0
     for number, page_text in enumerate(page_texts, start=1):
-        if not page_text:
+        if not has_visible_text(page_text):
             continue
         pages.append(Page(number=number, start=offset, end=offset + len(page_text)))
         parts.append(page_text)
         offset += len(page_text) + 2
     if not parts:
         raise SourceError(f"{path.name}: the PDF has no text layer (scanned images?); run OCR on it first")
-    metadata: dict[str, Any] = {}
-    if info.get("/Title"):
-        metadata["title"] = str(info["/Title"])
-    if info.get("/Author"):
-        metadata["authors"] = [a.strip() for a in str(info["/Author"]).split(";") if a.strip()]
     return ParsedSource(text="\n\n".join(parts) + "\n", pages=tuple(pages), metadata=metadata)
 
 
@@ -309,13 +300,17 @@ def parse_source(path: Path, max_bytes: int) -> ParsedSource:
         raise SourceError(
             f"{path.name}: unknown format {path.suffix or '(no suffix)'!r}; supported: {', '.join(sorted(LOADERS))}"
         )
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise SourceError(
-            f"{path.name}: {_human_size(size)} is over the {_human_size(max_bytes)} limit for a source; "
-            "split the file or raise RAG_MAX_UPLOAD_BYTES"
-        )
-    return loader(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SourceError(
+                f"{path.name}: {_human_size(size)} is over the {_human_size(max_bytes)} limit for a source; "
+                "split the file or raise RAG_MAX_UPLOAD_BYTES"
+            )
+        return loader(path)
+    except OSError as exc:  # unreadable (permissions), vanished, or a folder named like a file
+        raise SourceError(f"{path.name}: cannot be read ({exc.strerror or exc.__class__.__name__}); "
+                          "check the file and its permissions") from None
 
 
 def _human_size(n_bytes: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 from pathlib import Path
@@ -87,6 +88,31 @@ def embedder() -> KeywordEmbedder:
 
 
 @pytest.fixture
+def cli_env(tiny_corpus: Path, tmp_path: Path, monkeypatch) -> Path:
+    """Point the CLI at the tiny corpus and a fresh index; embed with the keyword fake."""
+    import rag.embedding
+
+    for name, value in {"RAG_CORPUS_DIR": str(tiny_corpus), "RAG_INDEX_DIR": str(tmp_path / "index"),
+                        "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_MODEL_NAME": KeywordEmbedder.name,
+                        "RAG_CHUNK_SIZE": "200", "RAG_CHUNK_OVERLAP": "60"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(rag.embedding, "load_embedder", lambda settings: KeywordEmbedder())
+    return tmp_path
+
+
+@pytest.fixture
 def settings(tiny_corpus: Path, tmp_path: Path) -> Settings:
     return Settings(corpus_dir=tiny_corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data",
                     model_name=KeywordEmbedder.name, chunk_size=200, chunk_overlap=60)
+
+
+def reseal(index_dir: Path, manifest_text: str) -> Path:
+    """Replace the served manifest as a build would: rename the generation to the new manifest's
+    seal and point ``CURRENT`` at it. Tests use it to reach the checks behind the seal."""
+    current = index_dir / "CURRENT"
+    folder = index_dir / current.read_text(encoding="utf-8").strip()
+    (folder / "manifest.json").write_text(manifest_text, encoding="utf-8")
+    seal = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()[:32]
+    sealed = folder.rename(folder.with_name(f"{folder.name.rsplit('-', 1)[0]}-{seal}"))
+    current.write_text(sealed.name, encoding="utf-8")
+    return sealed

@@ -140,10 +140,9 @@ def test_progress_is_reported_per_batch(settings, embedder):
 
 def test_a_failed_build_leaves_the_previous_generation_serving(settings, embedder):
     first = build_index(settings, embedder)
-    (settings.corpus_dir / "broken.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf\n")
+    (settings.corpus_dir / "sources.yaml").write_text("rockets.txt: [unclosed\n", encoding="utf-8")
     embedder.calls.clear()
-    with pytest.raises(SourceError,
-                       match=r"^broken\.pdf: not a readable PDF \(\w+\); the file may be corrupt$"):
+    with pytest.raises(SourceError, match=r"sources\.yaml is not valid YAML \(ParserError\); fix or delete it$"):
         build_index(settings, embedder)
     assert embedder.calls == []
     assert current_name(settings.index_dir) == first.generation

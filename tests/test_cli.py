@@ -7,23 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import KeywordEmbedder
 
-import rag.embedding
 from rag.cli import main
 
 HIT_FIELDS = {"rank", "score", "source_id", "title", "section", "page", "text", "start", "end", "retrievers"}
-
-
-@pytest.fixture
-def cli_env(tiny_corpus: Path, tmp_path: Path, monkeypatch) -> Path:
-    """Point the CLI at the tiny corpus and a fresh index; embed with the keyword fake."""
-    for name, value in {"RAG_CORPUS_DIR": str(tiny_corpus), "RAG_INDEX_DIR": str(tmp_path / "index"),
-                        "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_MODEL_NAME": KeywordEmbedder.name,
-                        "RAG_CHUNK_SIZE": "200", "RAG_CHUNK_OVERLAP": "60"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(rag.embedding, "load_embedder", lambda settings: KeywordEmbedder())
-    return tmp_path
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -85,10 +85,10 @@ def test_duplicate_ids_are_refused_naming_both_files(tmp_path):
 def test_bad_year_and_bad_manifest_are_refused(tmp_path):
     (tmp_path / "a.txt").write_text("Words.\n", encoding="utf-8")
     (tmp_path / "sources.yaml").write_text("a.txt:\n  year: soon\n", encoding="utf-8")
-    with pytest.raises(SourceError, match=r"^a\.txt: year 'soon' is not a number$"):
+    with pytest.raises(SourceError, match=r"^a\.txt: year 'soon' is not a year; write it as a whole number like 2020$"):
         load_corpus(tmp_path, LIMIT)
     (tmp_path / "sources.yaml").write_text("a.txt: [unclosed\n", encoding="utf-8")
-    with pytest.raises(SourceError, match=r"\.yaml: not valid YAML \(ParserError\); fix or delete it$"):
+    with pytest.raises(SourceError, match=r"\.yaml is not valid YAML \(ParserError\); fix or delete it$"):
         load_corpus(tmp_path, LIMIT)
     (tmp_path / "sources.yaml").write_text("- a.txt\n", encoding="utf-8")
     with pytest.raises(SourceError, match=r"\.yaml: expected a mapping of file name -> metadata mapping$"):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KeywordEmbedder
+from conftest import KeywordEmbedder, reseal
 
 from rag import index_store
 from rag.build import build_index
@@ -42,7 +42,7 @@ sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
 from pathlib import Path
 from rag.build import build_index
 from rag.settings import Settings
-from conftest import KeywordEmbedder
+from conftest import KeywordEmbedder, reseal
 import bm25s, faiss, Stemmer  # imported here, not in every child (importing starts no threads)
 print("ready", flush=True)
 for line in sys.stdin:
@@ -251,7 +251,7 @@ from pathlib import Path
 from rag.build import build_index
 from rag.errors import RagError
 from rag.settings import Settings
-from conftest import KeywordEmbedder
+from conftest import KeywordEmbedder, reseal
 settings = Settings(corpus_dir=Path(sys.argv[2]), index_dir=Path(sys.argv[3]), model_name=KeywordEmbedder.name,
                     data_dir=Path(sys.argv[3]) / "data", chunk_size=200, chunk_overlap=60)
 print("ready", flush=True)
@@ -323,20 +323,23 @@ def test_a_damaged_index_file_is_caught_on_load_and_a_rebuild_repairs_it(setting
 
 def test_a_truncated_manifest_is_caught_and_a_rebuild_repairs_it(settings, embedder):
     build_index(settings, embedder)
-    _truncate(current_generation(settings.index_dir) / "manifest.json")
-    with pytest.raises(IndexStateError, match=r"manifest .* is unreadable \(JSONDecodeError\); run `rag build`"):
+    folder = current_generation(settings.index_dir)
+    _truncate(folder / "manifest.json")
+    with pytest.raises(IndexStateError) as caught:
         open_index(settings.index_dir, embedder.name, embedder.dimension)
+    assert str(caught.value) == (f"index file manifest.json in {folder.name} is damaged (checksum mismatch); "
+                                 "run `rag build` to rebuild it")
     build_index(settings, embedder)
     open_index(settings.index_dir, embedder.name, embedder.dimension)
 
 
 def test_a_manifest_stripped_of_its_checksums_is_refused(settings, embedder):
-    """Dropping the checksums must not turn verification off."""
+    """Dropping the checksums must not turn verification off, even in a manifest sealed anew."""
     build_index(settings, embedder)
     folder = current_generation(settings.index_dir)
     body = json.loads((folder / "manifest.json").read_text())
     del body["checksums"]["vectors.faiss"]
-    (folder / "manifest.json").write_text(json.dumps(body))
+    reseal(settings.index_dir, json.dumps(body))
     with pytest.raises(IndexStateError, match="has no checksum for vectors.faiss; run `rag build`"):
         open_index(settings.index_dir, embedder.name, embedder.dimension)
 
@@ -349,3 +352,48 @@ def test_a_bad_current_pointer_is_caught(settings, embedder, pointer):
         open_index(settings.index_dir, embedder.name, embedder.dimension)
     build_index(settings, embedder)
     assert read_manifest(current_generation(settings.index_dir)).chunk_count > 0
+
+
+# ---------------------------------------------------------------- generations left by killed builds
+
+
+def test_a_build_clears_generations_orphaned_by_killed_builds_but_never_the_served_one(settings, embedder):
+    build_index(settings, embedder)
+    (settings.corpus_dir / "owls.txt").write_text("Owls hunt at night.\n", encoding="utf-8")
+    build_index(settings, embedder)  # the first generation stays as the previous one, for readers
+    previous, served = sorted(p.name for p in settings.index_dir.glob("gen-*"))
+    assert current_generation(settings.index_dir).name == served
+    ancient = settings.index_dir / "gen-1"
+    unfinished = settings.index_dir / f"gen-{time.time_ns()}"  # a killed build: written, never sealed
+    for orphan in (ancient, unfinished):
+        (orphan / "bm25").mkdir(parents=True)
+        (orphan / "vectors.npy").write_bytes(b"half")
+    report = build_index(settings, embedder)
+    assert report.did_nothing  # an up-to-date build clears them too
+    assert sorted(p.name for p in settings.index_dir.glob("gen-*")) == [previous, served]
+    assert served_state(settings.index_dir)
+
+
+def test_a_generation_being_written_under_the_lock_is_never_cleared(settings, embedder):
+    build_index(settings, embedder)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(REPO), str(settings.index_dir)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        writing = settings.index_dir / f"gen-{time.time_ns()}"  # what the lock holder is writing
+        writing.mkdir()
+        with pytest.raises(IndexBusyError):
+            build_index(settings, embedder)
+        assert writing.is_dir()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    build_index(settings, embedder)  # the holder died without sealing it: now it is an orphan
+    assert not writing.exists()
+
+
+def test_a_broken_pointer_leaves_every_generation_for_the_next_complete_build(settings, embedder):
+    build_index(settings, embedder)
+    (settings.index_dir / "CURRENT").write_text("gen-404")
+    assert index_store.remove_orphans(settings.index_dir) == ()
+    assert len(list(settings.index_dir.glob("gen-*"))) == 1

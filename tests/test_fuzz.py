@@ -1,7 +1,9 @@
 """Property tests (hypothesis) over the loaders and the chunker.
 
 Whatever the bytes, a loader either returns text with in-bounds structure or raises the
-project's own error (a RagError subclass), never anything else. Whatever the document and
+project's own error (a RagError subclass), never anything else. The same holds for PDFs with
+compressed streams damaged the ways pypdf finds hardest (tests/pdf_seeds.py) and for Markdown
+front matter of any shape: a source comes back with typed, bounded metadata, or a SourceError. Whatever the document and
 chunker settings, every chunk is an exact slice of its document, stays inside one section, and
 together the chunks lose no text outside heading lines.
 """
@@ -13,12 +15,14 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pdf_seeds import KEYS, REPLACEMENTS, TOKENS, mutate, seeds
 from test_loaders import make_pdf
 
 from rag.chunking import KEEP_WHOLE_FACTOR, ChunkerSettings, chunk_document
-from rag.corpus import safe_file_name
-from rag.errors import RagError
+from rag.corpus import load_document, safe_file_name
+from rag.errors import RagError, SourceError
 from rag.loaders import LOADERS, ParsedSource, parse_source
+from rag.metadata import MAX_AUTHOR_CHARS, MAX_FIELD_CHARS, YEARS
 from rag.types import Document
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -125,6 +129,78 @@ def test_a_damaged_pdf_gives_text_or_the_projects_error(cuts, truncate):
         assert_well_formed(parsed)
 
 
+# ---------------------------------------------------------------- compressed PDFs and front matter
+
+COMPRESSED_SEEDS = seeds()
+# Enough to reach every mutation kind on every seed while `make test` stays fast (~10 s here);
+# bench/fuzz_pdfs.py runs thousands of the same mutations and reports the counts.
+PDF_FUZZ = settings(max_examples=200, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+edit = st.tuples(st.sampled_from(["token", "value", "object", "overwrite", "insert", "flip", "truncate"]),
+                 st.integers(0, 1 << 20), st.binary(min_size=1, max_size=8))
+
+
+def load_bytes(suffix: str, data: bytes) -> Document | None:
+    """Load ``data`` as a corpus file would be (metadata checked); ``None`` when refused."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"fuzz{suffix}"
+        path.write_bytes(data)
+        try:
+            return load_document(path, {}, LIMIT)
+        except SourceError as refusal:
+            assert "\n" not in str(refusal)  # the project's one-line error
+            return None
+
+
+def assert_bounded_metadata(document: Document) -> None:
+    assert isinstance(document.title, str) and len(document.title) <= MAX_FIELD_CHARS["title"]
+    assert all(isinstance(a, str) and len(a) <= MAX_AUTHOR_CHARS for a in document.authors)
+    assert document.year is None or (type(document.year) is int and document.year in YEARS)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in document.extra)
+
+
+def test_the_pdf_seeds_are_readable_and_compressed():
+    for seed in COMPRESSED_SEEDS:
+        assert b"/FlateDecode" in seed and load_bytes(".pdf", seed) is not None
+    assert {b"/FlateDe@ode", b"/Fl"} <= set(REPLACEMENTS) and b"/FlateDecode" in TOKENS and b"/Length" in KEYS
+
+
+@PDF_FUZZ
+@given(seed=st.sampled_from(COMPRESSED_SEEDS), edits=st.lists(edit, min_size=1, max_size=4))
+def test_a_damaged_compressed_pdf_gives_a_source_or_the_projects_error(seed, edits, capfd):
+    document = load_bytes(".pdf", mutate(seed, edits))
+    if document is not None:
+        assert_bounded_metadata(document)
+        assert_well_formed(ParsedSource(document.text, document.sections, document.pages))
+    assert capfd.readouterr().err == ""  # pypdf's repair notes stay off the terminal
+
+
+yaml_scalar = st.one_of(
+    st.sampled_from([".inf", "-.inf", ".nan", "~", "null", "true", "no", "2020", "2020.0", "20200", "-5", "0x7E4",
+                     "1e400", "2020-01-01", "'quoted'", '"dq"', "[a, b]", "{a: 1}", "&a x", "*a", "!!binary aGk=",
+                     "!!python/object:os.system", "|\n  block", "- item", "", ":", "#", "Ada; Alan", "?"]),
+    st.text(max_size=40),
+    st.integers().map(str),
+)
+yaml_value = st.recursive(yaml_scalar, lambda inner: st.one_of(
+    st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+    st.lists(inner, max_size=3).map(lambda items: "".join(f"\n  - {i}" for i in items))), max_leaves=8)
+field_name = st.sampled_from(["title", "authors", "year", "venue", "url", "id", "kind", "doi", "x" * 200, "<<"])
+front_matter = st.lists(st.tuples(field_name, yaml_value), max_size=8).map(
+    lambda pairs: "---\n" + "".join(f"{k}: {v}\n" for k, v in pairs) + "---\n")
+anchored = st.integers(1, 9).map(lambda depth: "---\na: &a [x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}]\n" for p, c in list(zip("abcdefghi", "bcdefghij", strict=True))[: depth - 1])
+    + "title: *a\n---\n")
+
+
+@PDF_FUZZ
+@given(head=st.one_of(front_matter, anchored), body=st.sampled_from(["Cats sleep.\n", "", "\u200b\ufeff\n"]))
+def test_any_front_matter_gives_a_source_with_bounded_metadata_or_the_projects_error(head, body):
+    document = load_bytes(".md", (head + body).encode("utf-8", "surrogatepass"))
+    if document is not None:
+        assert_bounded_metadata(document)
+
+
 @given(name=st.text(max_size=300))
 def test_safe_file_name_is_always_one_plain_short_name(name):
     safe = safe_file_name(name)
@@ -190,7 +266,8 @@ def test_chunks_of_any_plain_text_keep_the_offsets_invariant(text, chunker):
         check_chunks(parsed, chunker)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None,  # ASCII-only sentences: a filter that may reject many
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(pages=st.lists(st.lists(sentence.filter(lambda s: s.isascii()), max_size=4), min_size=1, max_size=4),
        chunker=chunker_settings)
 def test_chunks_of_pdfs_carry_their_page_and_keep_the_offsets_invariant(pages, chunker):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import reseal
 
 from rag.build import build_index
 from rag.errors import IndexStateError
@@ -53,10 +54,9 @@ def test_another_dimension_is_refused(built):
 
 
 def test_another_format_version_is_refused(built):
-    manifest_path = generation(built) / MANIFEST
-    body = json.loads(manifest_path.read_text(encoding="utf-8"))
+    body = json.loads((generation(built) / MANIFEST).read_text(encoding="utf-8"))
     body["format_version"] = FORMAT_VERSION + 1
-    manifest_path.write_text(json.dumps(body), encoding="utf-8")
+    reseal(built, json.dumps(body))
     with pytest.raises(IndexStateError,
                        match=rf"^index format v{FORMAT_VERSION + 1} is not the v{FORMAT_VERSION} "
                              r"this version reads" + REBUILD):
@@ -77,14 +77,15 @@ def test_a_tampered_file_fails_its_checksum(built, name):
 
 def test_a_missing_file_is_named(built):
     (generation(built) / "vectors.faiss").unlink()
-    with pytest.raises(IndexStateError, match=r"^index file vectors\.faiss in gen-\d+ is missing" + REBUILD):
+    with pytest.raises(IndexStateError,
+                       match=r"^index file vectors\.faiss in gen-\d+-[0-9a-f]{32} is missing" + REBUILD):
         open_index(built, "fake-keyword", 256)
 
 
 def test_an_unreadable_manifest_is_refused(built):
-    (generation(built) / MANIFEST).write_text("{not json", encoding="utf-8")
+    reseal(built, "{not json")
     with pytest.raises(IndexStateError,
-                       match=r"^index manifest in .*gen-\d+ is unreadable \(JSONDecodeError\)" + REBUILD):
+                       match=r"^index manifest in .*gen-\d+-[0-9a-f]{32} is unreadable \(JSONDecodeError\)" + REBUILD):
         open_index(built, "fake-keyword", 256)
 
 

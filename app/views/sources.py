@@ -41,7 +41,7 @@ def with_progress(label: str, action: Callable[[Callable[[int, int], None]], T])
 def table() -> None:
     frame = pd.DataFrame(
         [{**row, "authors": format_authors(tuple(row["authors"])) if row["authors"] else "",
-          "year": str(row["year"] or "")} for row in rows],
+          "year": str(row["year"] or ""), "url": cards.http_url(row["url"])} for row in rows],
         columns=["title", "authors", "year", "chunks", "venue", "url", "source_id", "kind", "file"],
     )
     st.dataframe(
@@ -59,6 +59,15 @@ def table() -> None:
             "file": st.column_config.TextColumn("File", width="medium"),
         },
     )
+
+
+def skipped() -> None:
+    """Files in the corpus folder the index leaves out, each with the reason and what to do."""
+    reasons = assistant.skipped()
+    if reasons:
+        st.warning(f"{len(reasons)} file(s) in the corpus folder are not indexed:\n\n"
+                   + "\n".join(f"- {cards.md_escape(reason)}" for reason in reasons.values()),
+                   icon=":material/warning:")
 
 
 def reader() -> None:
@@ -154,6 +163,7 @@ st.set_page_config(layout="wide")
 st.title("Sources")
 st.caption(f"{len(rows)} sources · {assistant.status().chunks} passages indexed")
 shared.show_flash()
+skipped()
 table()
 reader()
 st.divider()
