@@ -169,6 +169,7 @@ def _export(model_dir: Path, root: Path, model_hash: str) -> OnnxExport:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, SettingsError):
             raise
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]  # one line: tracer errors run to pages
         raise SettingsError(f"exporting the model in {str(model_dir)!r} to ONNX failed ({exc.__class__.__name__}: "
-                            f"{str(exc)[:200]}); set RAG_ENCODER=sentence-transformers") from None
+                            f"{reason}); set RAG_ENCODER=sentence-transformers") from None
     return OnnxExport(folder, model_dir, record)
