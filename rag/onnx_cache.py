@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,7 @@ def _stat_key(model_dir: Path) -> list[list]:
 
 def _write_json_atomically(path: Path, body: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")  # the page's threads too
     tmp.write_text(json.dumps(body, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
 
