@@ -17,7 +17,7 @@ machine slows all of them alike and the ratios stay fair:
 Cold start is the wall time from launching ``rag search`` and ``rag ask`` to their exit with the
 answer printed, against an already built index, with each encoder (``RAG_ENCODER``); runs
 alternate between the encoders so a busy neighbour slows both alike. Each process's own peak RSS
-comes from ``wait4``.
+comes from GNU time (``/usr/bin/time``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from harness import CACHE_DIR, offline_env, peak_rss_mb, summary_ms, table, writ
 
 SEED = 11
 ENCODERS = ("onnx", "sentence-transformers")
+GNU_TIME = "/usr/bin/time"  # Debian package `time`
 
 # A child that reports where a cold start spends its time (imports, model, index, first query).
 STAGES = r"""
@@ -66,19 +67,24 @@ def rag_command() -> str:
 
 
 def _run_child(argv: list[str], encoder: str) -> tuple[float, float, str, str]:
-    """(wall seconds, peak RSS MB, stdout, stderr) of one process run to its exit."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """(wall seconds, peak RSS MB, stdout, stderr) of one process run to its exit.
+
+    The peak RSS comes from GNU time, which forks the command itself: a child forked from this
+    process would report this process's larger peak, which Linux carries across fork and exec.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss:
         began = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, "RAG_ENCODER": encoder})
-        _, status, usage = os.wait4(child.pid, 0)
+        done = subprocess.run([GNU_TIME, "-f", "%M", "-o", rss.name, *argv], stdout=out, stderr=err,
+                              env={**os.environ, "RAG_ENCODER": encoder})
         seconds = time.perf_counter() - began
-        child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
-    if child.returncode:
+        peak_kb = int(rss.read().split()[-1]) if done.returncode == 0 else 0
+    if done.returncode:
         raise SystemExit(f"{' '.join(argv[1:3])} ({encoder}) failed: {stderr.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024, stdout, stderr
+    return seconds, peak_kb / 1024, stdout, stderr
 
 
 def cold_starts(index_dir: Path, question: str, runs: int) -> list[dict]:
