@@ -2,7 +2,8 @@
 
 ``streamlit run app/server.py`` (what ``make run`` does) finds ``app`` below and serves
 ``streamlit_app.py`` with it. Without the warm-up, the model loads when the first browser
-connects, and the first reader waits for it.
+connects, and the first reader waits for it. The default ONNX encoder loads in about a second
+(no torch import), so the page is ready about as soon as Streamlit itself is.
 """
 
 import contextlib

@@ -81,11 +81,13 @@ def warm_up(config: Settings) -> None:
     """Load the model and open the served index into the caches above, before anyone asks.
 
     Runs once at server start (``app/server.py``), so the first reader does not wait for the
-    model. A missing or broken index is left to the first page load, which builds or explains it
-    where the reader can see it.
+    model. With the ONNX encoder (the default) this takes about a second and imports no torch; the
+    first start after a fresh install also makes the export (``rag.onnx_cache``), once. A missing
+    or broken index is left to the first page load, which builds or explains it where the reader
+    can see it.
     """
     model = embedder(config)
-    model.encode(["warm-up"])  # the first forward pass allocates torch's buffers
+    model.encode(["warm-up"])  # the first forward pass allocates the runtime's buffers
     assistant = served_assistant(config, model)
     if assistant.has_index():
         with contextlib.suppress(RagError):

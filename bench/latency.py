@@ -1,26 +1,30 @@
-"""Latency on the project corpus with the real model: cold start, warm search/ask, bare baseline.
+"""Latency on the project corpus with the real model: cold start, warm search/ask, bare baseline,
+for the ONNX encoder (the default) beside the sentence-transformers reference, in the same run.
 
-    python bench/latency.py                 # 300 questions per mode, 5 cold starts (~3 minutes)
+    python bench/latency.py                 # 300 questions per mode, 5 cold starts per encoder
     python bench/latency.py --questions 200 --cold-starts 3
 
 Warm latency is measured in one process holding the real embedder and the built index. For
 every question the operations run back to back in a shuffled order, so a busy neighbour on the
 machine slows all of them alike and the ratios stay fair:
 
-- ``baseline``: encode the question, search a bare ``faiss.IndexFlatIP`` of the same vectors;
-  nothing else (no validation, BM25, store lookups, fusion or hit objects),
-- ``baseline, torch 1 thread``: the same with torch limited to one intra-op thread,
+- ``baseline``: encode the question (ONNX), search a bare ``faiss.IndexFlatIP`` of the same
+  vectors; nothing else (no validation, BM25, store lookups, fusion or hit objects),
+- ``baseline, sentence-transformers``: the same with the reference encoder,
 - ``dense``, ``bm25``, ``hybrid``: ``Assistant.search`` in each mode, k=5,
 - ``ask``: ``Assistant.ask`` (retrieve, then compose the quoted answer), when it exists.
 
-Cold start is the wall time from launching ``rag search`` (and ``rag ask`` when the CLI has it)
-to its exit with the answer printed, against an already built index.
+Cold start is the wall time from launching ``rag search`` and ``rag ask`` to their exit with the
+answer printed, against an already built index, with each encoder (``RAG_ENCODER``); runs
+alternate between the encoders so a busy neighbour slows both alike. Each process's own peak RSS
+comes from GNU time (``/usr/bin/time``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -34,6 +38,8 @@ from corpora import PROJECT_CORPUS, latency_questions
 from harness import CACHE_DIR, offline_env, peak_rss_mb, summary_ms, table, write_result
 
 SEED = 11
+ENCODERS = ("onnx", "sentence-transformers")
+GNU_TIME = "/usr/bin/time"  # Debian package `time`
 
 # A child that reports where a cold start spends its time (imports, model, index, first query).
 STAGES = r"""
@@ -60,35 +66,58 @@ def rag_command() -> str:
     return str(Path(sys.executable).with_name("rag"))
 
 
+def _run_child(argv: list[str], encoder: str) -> tuple[float, float, str, str]:
+    """(wall seconds, peak RSS MB, stdout, stderr) of one process run to its exit.
+
+    The peak RSS comes from GNU time, which forks the command itself: a child forked from this
+    process would report this process's larger peak, which Linux carries across fork and exec.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss:
+        began = time.perf_counter()
+        done = subprocess.run([GNU_TIME, "-f", "%M", "-o", rss.name, *argv], stdout=out, stderr=err,
+                              env={**os.environ, "RAG_ENCODER": encoder})
+        seconds = time.perf_counter() - began
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+        peak_kb = int(rss.read().split()[-1]) if done.returncode == 0 else 0
+    if done.returncode:
+        raise SystemExit(f"{' '.join(argv[1:3])} ({encoder}) failed: {stderr.strip()[-500:]}")
+    return seconds, peak_kb / 1024, stdout, stderr
+
+
 def cold_starts(index_dir: Path, question: str, runs: int) -> list[dict]:
-    """Wall time of whole CLI processes, from launch to exit with the answer on stdout."""
-    help_text = subprocess.run([rag_command(), "--help"], capture_output=True, text=True, check=True).stdout
-    commands = [("rag search", ["search", question, "--json"])]
-    if "ask" in help_text.split("{", 1)[-1].split("}", 1)[0].split(","):
-        commands.append(("rag ask", ["ask", question, "--json"]))
+    """Wall time and peak RSS of whole CLI processes, from launch to exit with the answer on stdout."""
+    commands = {"rag search": ["search", question, "--json"], "rag ask": ["ask", question, "--json"]}
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(runs):
+        for label, argv in commands.items():
+            for encoder in ENCODERS:
+                seconds, rss, stdout, _ = _run_child(
+                    [rag_command(), *argv, "--corpus", str(PROJECT_CORPUS), "--index", str(index_dir)], encoder)
+                if not json.loads(stdout):
+                    raise SystemExit(f"{label} ({encoder}) printed no result")
+                samples.setdefault((label, encoder), []).append((seconds, rss))
     rows = []
-    for label, argv in commands:
-        times = []
-        for _ in range(runs):
-            began = time.perf_counter()
-            done = subprocess.run([rag_command(), *argv, "--corpus", str(PROJECT_CORPUS), "--index", str(index_dir)],
-                                  capture_output=True, text=True)
-            times.append(time.perf_counter() - began)
-            if done.returncode or not json.loads(done.stdout):
-                raise SystemExit(f"{label} failed: {done.stderr.strip()}")
-        rows.append({"command": label, "runs": runs, "median_s": round(statistics.median(times), 2),
-                     "min_s": round(min(times), 2), "max_s": round(max(times), 2)})
-    stages = [json.loads(subprocess.run([sys.executable, "-c", STAGES, str(PROJECT_CORPUS), str(index_dir), question],
-                                        capture_output=True, text=True, check=True).stdout) for _ in range(runs)]
-    rows.append({"command": "in-process stages (median)", "runs": runs,
+    for (label, encoder), pairs in samples.items():
+        times = [t for t, _ in pairs]
+        rows.append({"command": label, "encoder": encoder, "runs": runs,
+                     "median_s": round(statistics.median(times), 2), "min_s": round(min(times), 2),
+                     "max_s": round(max(times), 2), "peak_rss_mb": round(max(r for _, r in pairs))})
+    for row in rows:
+        reference = next(r for r in rows if r["command"] == row["command"] and r["encoder"] == ENCODERS[1])
+        row["reference_over_this"] = round(reference["median_s"] / row["median_s"], 2)
+    stages = [json.loads(_run_child([sys.executable, "-c", STAGES, str(PROJECT_CORPUS), str(index_dir), question],
+                                    ENCODERS[0])[2]) for _ in range(runs)]
+    rows.append({"command": "in-process stages (median)", "encoder": ENCODERS[0], "runs": runs,
                  **{k: round(statistics.median(s[k] for s in stages), 2) for k in stages[0]}})
     return rows
 
 
-def warm(session, questions: list[str], with_ask: bool) -> dict[str, list[float]]:
+def warm(session, reference, questions: list[str], with_ask: bool) -> dict[str, list[float]]:
     import faiss
     import numpy as np
-    import torch
 
     from rag.assistant import RequestOptions
     from rag.index_store import load_vectors
@@ -101,16 +130,10 @@ def warm(session, questions: list[str], with_ask: bool) -> dict[str, list[float]
     def baseline(question: str) -> None:
         bare.search(embedder.encode([question]), depth)
 
-    def baseline_one_thread(question: str) -> None:
-        # The same, with torch on one intra-op thread: is a second thread worth it for one question?
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            baseline(question)
-        finally:
-            torch.set_num_threads(threads)
+    def baseline_reference(question: str) -> None:
+        bare.search(reference.encode([question]), depth)
 
-    operations = {"baseline": baseline, "baseline, torch 1 thread": baseline_one_thread,
+    operations = {"baseline": baseline, "baseline, sentence-transformers": baseline_reference,
                   "dense": lambda q: session.search(q, RequestOptions(mode="dense")),
                   "bm25": lambda q: session.search(q, RequestOptions(mode="bm25")),
                   "hybrid": lambda q: session.search(q, RequestOptions(mode="hybrid"))}
@@ -135,15 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, default=300, help="questions per mode (at least 200)")
     parser.add_argument("--cold-starts", type=int, default=5)
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="intra-op threads for query encoding (default: torch's own choice)")
     parser.add_argument("--name", default="latency", help="results file name (bench/results/NAME.json)")
     args = parser.parse_args(argv)
     offline_env()
-    import torch
-
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
     from rag.assistant import open_assistant
     from rag.embedding import load_embedder
     from rag.settings import Settings
@@ -155,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(corpus_dir=PROJECT_CORPUS, index_dir=index_dir)
         embedder = load_embedder(settings)
         session, report = open_assistant(settings, embedder)
+        reference = load_embedder(settings.replace(encoder=ENCODERS[1]))
         print(f"project corpus: {report.chunk_count} chunks from {len(report.added)} sources, index kind "
-              f"{session.index.manifest.index_kind}; {len(questions)} questions per mode; "
-              f"torch threads {torch.get_num_threads()}", flush=True)
+              f"{session.index.manifest.index_kind}; {len(questions)} questions per mode; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
         with_ask = hasattr(session, "ask")
-        times = warm(session, questions, with_ask)
+        times = warm(session, reference, questions, with_ask)
         serving_rss = peak_rss_mb()
         cold = cold_starts(index_dir, questions[0], args.cold_starts)
         shutil.rmtree(index_dir)
@@ -175,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     if not with_ask:
         print("(Session.ask does not exist yet: ask latency not measured)")
     print()
-    print(table("Cold start: process launch to answer printed (s)", [r for r in cold if "median_s" in r],
-                ["command", "runs", "median_s", "min_s", "max_s"]))
+    print(table("Cold start: process launch to answer printed (s), per encoder", [r for r in cold if "median_s" in r],
+                ["command", "encoder", "runs", "median_s", "min_s", "max_s", "peak_rss_mb", "reference_over_this"]))
     stages = next(r for r in cold if "import_s" in r)
     print(table("Where a cold start goes (s, median)", [stages],
                 ["import_s", "model_load_s", "index_open_s", "first_search_s", "peak_rss_mb"]))
@@ -185,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "meets" if hybrid["p50_vs_baseline"] <= 1.5 else "MISSES"
     print(f"hybrid p50 is {hybrid['p50_vs_baseline']}x the bare baseline: {verdict} the 1.5x target")
     write_result(args.name, {"questions": len(questions), "chunks": report.chunk_count,
-                             "torch_threads": torch.get_num_threads(),
                              "index_kind": session.index.manifest.index_kind, "warm": rows,
                              "cold_start": cold, "serving_peak_rss_mb": round(serving_rss),
                              "ask_measured": with_ask, "hybrid_p50_target_met": verdict == "meets"})

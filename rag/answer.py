@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from rag.embedding import Embedder
-from rag.lexical import LexicalIndex, tokenize
+from rag.lexical import LexicalIndex, bm25s_module, tokenize
 from rag.sentences import sentence_spans, word_cut
 from rag.types import Answer, Citation, Document, Hit
 
@@ -91,7 +90,8 @@ def question_terms(question: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _question_stopwords() -> frozenset[str]:
-    return frozenset(tokenize([" ".join(STOPWORDS_EN_PLUS)])[0]) | frozenset(STOPWORDS_EN_PLUS)
+    words = bm25s_module().stopwords.STOPWORDS_EN_PLUS
+    return frozenset(tokenize([" ".join(words)])[0]) | frozenset(words)
 
 
 def term_coverage(question_terms: Sequence[str], weights: Sequence[float], sentence: str) -> float:

@@ -183,11 +183,12 @@ class Assistant:
     def _retriever(self) -> Retriever:
         index = self._served()
         check_compatible(index.manifest, self.embedder.name, self.embedder.dimension)
+        embedding.check_same_weights(index.manifest.encoder, self.embedder)
         return Retriever(index, self.embedder)
 
     def warm_up(self) -> None:
         """Load the model and open the index now, so that the first request does not wait for them."""
-        self.embedder.encode(["warm-up"])  # the first forward pass allocates torch's buffers
+        self.embedder.encode(["warm-up"])  # the first forward pass allocates the runtime's buffers
         self._served()
 
     def status(self) -> IndexStatus:

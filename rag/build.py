@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.chunking import ChunkerSettings, chunk_document
 from rag.corpus import Skipped, document_hash, scan_corpus
-from rag.embedding import Embedder, encode_batched
+from rag.embedding import Embedder, check_same_weights, encode_batched
 from rag.errors import IndexStateError, SourceError
 from rag.index_store import (
     FORMAT_VERSION,
@@ -77,6 +77,7 @@ def _reusable(index_dir: Path, settings: Settings, embedder: Embedder) -> tuple[
             return None
         folder, manifest = served
         check_compatible(manifest, embedder.name, embedder.dimension)
+        check_same_weights(manifest.encoder, embedder)  # vectors of other weights are re-embedded
         verify_checksums(folder, manifest)  # never reuse vectors or chunks from a damaged generation
     except IndexStateError:
         return None  # a broken or foreign index is simply rebuilt from scratch
@@ -119,6 +120,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             documents={d.id: DocumentEntry(hashes[d.id], d.path, per_document[d.id]) for d in documents},
             skipped=skipped_reasons,
+            encoder=dict(getattr(embedder, "provenance", {})),
         )
         by_id = {d.id: d for d in documents}
         write_generation(settings.index_dir, manifest, documents, chunks, vectors,

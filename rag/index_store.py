@@ -74,6 +74,8 @@ class Manifest:
     documents: Mapping[str, DocumentEntry]
     checksums: Mapping[str, str] = field(default_factory=dict)
     skipped: Mapping[str, str] = field(default_factory=dict)  # file name -> why it is not indexed
+    # How the vectors were made: encoder, model weights' sha256, ONNX export's sha256 (rag.embedding).
+    encoder: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,27 @@ BM25_K1 = 0.9
 BM25_B = 0.4
 
 
+@cache
+def bm25s_module():
+    """``bm25s``, imported without the numba and scipy it picks up when they are installed.
+
+    bm25s imports both at its own import if it can (ranx installs them), which cost 1.0-1.8 s of
+    every query process's start, yet the numpy backends used here (``backend="numpy"``,
+    ``csc_backend="numpy"``, its defaults) need neither. A ``None`` entry in ``sys.modules`` makes
+    an import fail, so bm25s falls back as if they were absent; the entries are removed again,
+    so any other code may still import them.
+    """
+    hidden = [name for name in ("numba", "scipy") if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))
+    try:
+        import bm25s
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return bm25s
+
+
 def _stemmer():
     import Stemmer
 
@@ -22,9 +45,7 @@ def _stemmer():
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    import bm25s
-
-    return bm25s.tokenize(list(texts), stopwords=_STOPWORDS, stemmer=_stemmer(),
+    return bm25s_module().tokenize(list(texts), stopwords=_STOPWORDS, stemmer=_stemmer(),
                           return_ids=False, show_progress=False)
 
 
@@ -37,9 +58,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str], k1: float = BM25_K1, b: float = BM25_B) -> LexicalIndex:
-        import bm25s
-
-        retriever = bm25s.BM25(k1=k1, b=b)
+        retriever = bm25s_module().BM25(k1=k1, b=b)
         retriever.index(tokenize(texts), show_progress=False)
         return cls(retriever, len(texts))
 
@@ -48,9 +67,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path, size: int) -> LexicalIndex:
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False), size)
+        return cls(bm25s_module().BM25.load(str(folder), mmap=True, show_progress=False), size)
 
     def search(self, query: str, depth: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """``(row, score)`` pairs, best first; rows with no matching term are left out."""

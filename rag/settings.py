@@ -18,6 +18,7 @@ from rag.errors import SettingsError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MODES = ("dense", "bm25", "hybrid")
+ENCODERS = ("onnx", "sentence-transformers")
 
 
 def _describe(default: Any, doc: str) -> Any:
@@ -35,6 +36,11 @@ class Settings:
     model_path: str = _describe(
         "", "Local model directory; empty means the packaged all-MiniLM-L6-v2."
     )
+    encoder: str = _describe(
+        "onnx", "How texts are embedded: onnx (the model's ONNX export, no torch at query time; made "
+        "on first need) or sentence-transformers (the reference; same vectors, 5-9 s more to start)."
+    )
+    cache_dir: Path = _describe(REPO_ROOT / ".cache", "Folder for rebuildable files: the model's ONNX export.")
     batch_size: int = _describe(32, "Texts per embedding batch.")
     chunk_size: int = _describe(600, "Target chunk length in characters.")
     chunk_overlap: int = _describe(120, "Characters of trailing sentences repeated in the next chunk.")
@@ -54,6 +60,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise SettingsError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.encoder not in ENCODERS:
+            raise SettingsError(f"encoder {self.encoder!r} is not one of {', '.join(ENCODERS)}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise SettingsError(f"dense_weight {self.dense_weight!r} must lie in [0, 1]")
         if not 0 <= self.chunk_overlap < self.chunk_size:
