@@ -46,18 +46,16 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": one_line(message)}, status_code=status, headers=headers)
 
 
-def _rag_error(_request: Request, exc: Exception) -> JSONResponse:
+def _rag_error(_request: Request, exc: RagError) -> JSONResponse:
     status = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
     return error_response(status, str(exc))
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
 
-def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "the request body is not valid JSON")
