@@ -11,14 +11,14 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test index eval bench lint clean
+.PHONY: run serve test index eval bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,serve]'
 	touch $(STAMP)
 
 index: $(STAMP)
@@ -28,6 +28,10 @@ index: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/streamlit run app/server.py --server.address 127.0.0.1 --server.port $${PORT:-8501} \
 		--server.headless true --browser.gatherUsageStats false
+
+# The HTTP API on http://127.0.0.1:8000 (docs at /docs); set RAG_API_TOKEN to accept writes.
+serve: $(STAMP)
+	$(VENV)/bin/rag serve --port $${PORT:-8000}
 
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh

@@ -99,6 +99,8 @@ class Source:
 
 @dataclass(frozen=True)
 class IndexStatus:
+    """The served index at a glance (what a status bar or a health check shows)."""
+
     generation: str
     model: str
     sources: int

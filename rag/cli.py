@@ -230,6 +230,18 @@ def _print_answer(assistant, answer) -> None:
         print("  " + line)
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from rag.http_api import serve
+
+    serve(_settings(args), host=args.host, port=args.port, token=os.environ.get("RAG_API_TOKEN", ""))
+
+
+def cmd_mcp(args: argparse.Namespace) -> None:
+    from rag.mcp_server import run_stdio
+
+    run_stdio(_settings(args), writes=bool(os.environ.get("RAG_API_TOKEN")))
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
@@ -317,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--k", type=int, help="passages the answer draws its quotes from (default 5, or $RAG_K)")
     ask.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="retrieval mode (default hybrid)")
     ask.add_argument("--source", action="append", help="restrict to this source id (repeatable)")
+
+    serve = command("serve", cmd_serve, "Serve the HTTP JSON API (and an OpenAI-compatible chat endpoint).",
+                    with_json=False)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    command("mcp", cmd_mcp, "Serve the assistant's tools over MCP on stdin/stdout (for agent and chat clients).",
+            with_json=False)
 
     evaluate = command("eval", cmd_eval, "Score retrieval per mode on the eval questions; write a report.")
     evaluate.add_argument("--questions", help="questions JSONL (default eval/questions.jsonl)")

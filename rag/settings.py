@@ -56,6 +56,10 @@ class Settings:
     )
     max_question_chars: int = _describe(2000, "Longer questions are refused.")
     max_upload_bytes: int = _describe(20 * 1024 * 1024, "Larger source files are refused.")
+    server_threads: int = _describe(
+        2, "Requests `rag serve` and `rag mcp` run at once (model work runs off the event loop, in this "
+        "many threads); sized for 2 cores, where a third thread only queues (bench/results/serve.json)."
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -69,7 +73,8 @@ class Settings:
                 f"chunk_overlap {self.chunk_overlap} must be at least 0 and smaller than chunk_size "
                 f"{self.chunk_size}"
             )
-        for name in ("batch_size", "chunk_size", "k", "candidates", "max_question_chars", "max_upload_bytes"):
+        for name in ("batch_size", "chunk_size", "k", "candidates", "max_question_chars", "max_upload_bytes",
+                     "server_threads"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
 
