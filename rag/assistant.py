@@ -26,7 +26,8 @@ from rag.embedding import Embedder
 from rag.errors import IndexBusyError, IndexStateError, SettingsError, SourceError, UnknownSourceError
 from rag.index_store import Index, check_compatible, current_generation, open_index
 from rag.retrieve import Retriever, SearchRequest, validate_question
-from rag.settings import MODES, Settings
+from rag.modes import MODES
+from rag.settings import Settings
 from rag.types import Answer, Document, Hit
 
 

@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from rag.answer_eval import answer_metrics, record_answers
+from rag.evaluation import DEFAULT_QUESTIONS, load_questions
 
 import rag.embedding
-from rag.answer_eval import answer_metrics, record_answers
 from rag.assistant import open_assistant
-from rag.evaluation import DEFAULT_QUESTIONS, load_questions
 from rag.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.slow

@@ -32,7 +32,7 @@ def assign_splits(questions: Sequence[EvalQuestion], seed: int = SEED,
         strata.setdefault(question.group, []).append(question)
     for group, members in sorted(strata.items()):
         held = sum(splits.get(q.id) == "test" for q in members)
-        fresh = sorted((q.id for q in members if q.id not in splits))
+        fresh = sorted(q.id for q in members if q.id not in splits)
         random.Random(f"{seed}:{group}").shuffle(fresh)
         wanted = max(0, math.ceil(len(members) * test_share) - held)
         for position, qid in enumerate(fresh):
