@@ -217,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from rag.assistant import open_assistant
     from rag.embedding import load_embedder
-
     from rag.eval.cache import CachingEmbedder
     from rag.eval.questions import DEFAULT_QUESTIONS, load_questions, locate_evidence
     from rag.settings import Settings
