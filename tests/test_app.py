@@ -162,7 +162,7 @@ def test_an_answer_shows_its_quote_highlighted_in_the_passage_with_the_reference
 
 def test_an_off_topic_question_abstains_and_shows_the_nearest_material(tiny):
     at = ask(start(), OFF_TOPIC)
-    assert "The sources do not mention “2018 World Cup”." in at.warning[0].value  # the reason, then the material
+    assert "The sources do not mention “2018 World Cup”" in at.warning[0].value  # the reason, then the material
     page = html(at)
     assert "Nearest material" in page and "rag-near" in page
     assert "<mark>" not in page and "rag-cite" not in page
@@ -373,7 +373,7 @@ def test_real_model_answers_with_a_verbatim_quote_and_its_reference(real):
 def test_real_model_abstains_on_an_off_topic_question(real):
     at = ask(start(), OFF_TOPIC)
     answer = at.session_state["history"][-1].answer
-    assert answer.abstained and answer.abstained_because in at.warning[0].value
+    assert answer.abstained and answer.abstained_because.rstrip(".") in at.warning[0].value
     assert "Nearest material" in html(at)
 
 
