@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from tqdm import tqdm
 
-    from rag.beir import benchmark_report, format_table, load_beir, run_benchmark, slice_dataset
     from rag.embedding import load_embedder
     from rag.errors import RagError
+    from rag.eval.beir import benchmark_report, format_table, load_beir, run_benchmark, slice_dataset
     from rag.settings import Settings
 
     try:

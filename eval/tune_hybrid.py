@@ -46,8 +46,8 @@ def _text_of(store, source_id: str) -> str:
     return store.document(source_id).text
 
 
-def _search(retriever, template, question: str, _mode: str):
-    """One configuration's search: ``template`` with this question (``_mode`` is the eval's label)."""
+def _search(retriever, template, question: str):
+    """One configuration's search: ``template`` with this question."""
     return retriever.search(dataclasses.replace(template, question=question))
 
 
@@ -55,14 +55,16 @@ def sweep(sizes: list[int]) -> list[dict]:
     from rag.assistant import open_assistant
     from rag.build import lexical_text
     from rag.embedding import load_embedder
-    from rag.evaluation import DEFAULT_QUESTIONS, evaluate_retrieval, load_questions
+    from rag.eval.questions import DEFAULT_QUESTIONS, load_questions, locate_evidence
+    from rag.eval.retrieval import rank_all, score_retrieval
     from rag.lexical import LexicalIndex
     from rag.retrieve import Retriever, SearchRequest
     from rag.settings import Settings
 
     base = Settings.from_env()
     embedder = CachedEmbedder(load_embedder(base))
-    questions = load_questions(DEFAULT_QUESTIONS)
+    # Tuning reads the tuning split only; the held-out split is for reporting.
+    questions = [q for q in load_questions(DEFAULT_QUESTIONS) if q.split == "tune"]
     rows = []
     for size in sizes:
         with tempfile.TemporaryDirectory() as folder:
@@ -72,7 +74,7 @@ def sweep(sizes: list[int]) -> list[dict]:
             chunks = store.chunks(list(range(session.index.manifest.chunk_count)))
             texts = [lexical_text(c, store.document(c.doc_id)) for c in chunks]
 
-            text_of = partial(_text_of, store)
+            spans = {q.id: locate_evidence(q, partial(_text_of, store)) for q in questions if q.answerable}
             for k1, b in BM25_PARAMS:
                 lexical = LexicalIndex.build(texts, k1=k1, b=b)
                 retriever = Retriever(dataclasses.replace(session.index, lexical=lexical), embedder)
@@ -82,7 +84,7 @@ def sweep(sizes: list[int]) -> list[dict]:
                     search = partial(_search, retriever, SearchRequest(
                         "?", k=10, mode=mode, candidates=depth, dense_weight=weight,
                         fusion="convex" if fusion == "-" else fusion))
-                    metrics = evaluate_retrieval(questions, search, text_of, modes=("hybrid",))[0].metrics
+                    metrics = score_retrieval(mode, "tune", questions, rank_all(questions, search), spans).metrics
                     rows.append({"chunk_size": size, "bm25_k1": k1, "bm25_b": b, "mode": mode,
                                  "fusion": fusion, "dense_weight": weight, "candidates": depth,
                                  **{name: round(value, 4) for name, value in metrics.items()}})
@@ -93,7 +95,7 @@ def sweep(sizes: list[int]) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     head = ["chunk_size", "bm25_k1", "bm25_b", "mode", "fusion", "dense_weight", "candidates",
             "hit@1", "recall@5", "mrr@10", "ndcg@10"]
-    lines = ["# Hybrid retrieval sweep (project eval, answerable questions)", "",
+    lines = ["# Hybrid retrieval sweep (project eval, tuning split, answerable questions)", "",
              "Sorted by hit@1, then MRR@10. Produced by `python eval/tune_hybrid.py`.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]

@@ -11,13 +11,16 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.lexical import LexicalIndex, bm25s_module, tokenize
-from rag.sentences import sentence_spans, word_cut
+from rag.lexical import LexicalIndex
+from rag.reader.abstain import abstain_reason
+from rag.reader.analyser import QuestionAnalyser
+from rag.reader.question import Focus
+from rag.reader.scoring import Candidate, score_candidates
+from rag.sentences import word_cut
 from rag.types import Answer, Citation, Document, Hit
 
 log = logging.getLogger(__name__)
@@ -25,112 +28,41 @@ log = logging.getLogger(__name__)
 # A generator turns the question and verified quotes into prose with [n] markers.
 Generator = Callable[[str, Sequence[Citation]], str]
 _MARKER = re.compile(r"\[(\d+)\]")
-_LEADING_MARK = re.compile(r"^(?:[•*\-–]|\d+[.)])\s+")
-
 
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    passages: int = 5  # top hits whose sentences compete for quotes
+    passages: int = 8  # top hits whose sentences compete for quotes (eval/reports/reader-tuning.json)
     max_quotes: int = 3
     max_quote_chars: int = 300
     min_sentence_chars: int = 25  # shorter pieces ("• Harmless.") are labels, not evidence
     # support = cosine + coverage_weight * IDF-weighted question-term coverage: does the sentence
-    # itself answer? score = support + passage_weight * the passage's retrieval score over the best's:
-    # retrieval ranks whole passages well, so its order is a strong prior for which sentence to
-    # quote. Both weights were chosen on the project eval (gold evidence quoted, separability).
+    # itself answer? It decides off-topic abstention.
     coverage_weight: float = 0.2
-    passage_weight: float = 0.6
+    # score = cosine + feature_weights . (coverage, focus coverage, passage prior, source named,
+    # answer type met) (rag.reader.scoring.FEATURES), chosen by cross-validation on the tuning
+    # split (eval/tune_reader.py).
+    feature_weights: tuple[float, ...] = (0.4, 0.4, 0.2, 0.0, 0.0)
     keep_ratio: float = 0.6  # a further quote must score at least this share of the best one
     redundancy: float = 0.8  # cosine above which two sentences say the same thing
-    abstain_below: float = 0.40  # support under this means the sources do not answer (Settings default)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A sentence of a retrieved passage, scored against the question."""
-
-    hit: Hit
-    document: Document
-    start: int
-    end: int
-    cosine: float
-    coverage: float
-    support: float  # evidence strength of the sentence alone (drives abstention)
-    score: float  # support plus the passage prior (drives which sentences are quoted)
-
-
-def _leading_marker_end(text: str, start: int, end: int) -> int:
-    """Skip a list marker so a quote starts at the sentence's first word."""
-    match = _LEADING_MARK.match(text[start:end])
-    return start + match.end() if match else start
-
-
-def sentence_candidates(hits: Sequence[Hit], documents: Callable[[str], Document],
-                        settings: AnswerSettings) -> list[tuple[Hit, Document, int, int]]:
-    """Sentences of the top passages, deduplicated across overlapping chunks."""
-    seen: set[tuple[str, int]] = set()
-    found = []
-    for hit in hits[: settings.passages]:
-        document = documents(hit.chunk.doc_id)
-        for start, end in sentence_spans(document.text, hit.chunk.start, hit.chunk.end):
-            start = _leading_marker_end(document.text, start, end)
-            if end - start < settings.min_sentence_chars or (document.id, start) in seen:
-                continue
-            seen.add((document.id, start))
-            found.append((hit, document, start, end))
-    return found
-
-
-def question_terms(question: str) -> list[str]:
-    """Stemmed content words of a question; question words like "what" or "does" carry no evidence."""
-    stopwords = _question_stopwords()
-    return [t for t in tokenize([question])[0] if t not in stopwords]
-
-
-@lru_cache(maxsize=1)
-def _question_stopwords() -> frozenset[str]:
-    words = bm25s_module().stopwords.STOPWORDS_EN_PLUS
-    return frozenset(tokenize([" ".join(words)])[0]) | frozenset(words)
-
-
-def term_coverage(question_terms: Sequence[str], weights: Sequence[float], sentence: str) -> float:
-    """Share of the question's IDF mass whose (stemmed) terms the sentence contains."""
-    total = sum(weights)
-    if not total:
-        return 0.0
-    present = set(tokenize([sentence])[0])
-    return sum(w for term, w in zip(question_terms, weights, strict=True) if term in present) / total
+    abstain_below: float = 0.42  # support under this means the sources do not answer (Settings default)
+    evidence_passages: int = 1  # passages in which the question's focus must appear
+    missing_focus_share: float = 1.01  # abstain when this IDF share of the focus is absent (> 1: never)
+    require_number: bool = True  # "how many" with no number in the best sentences abstains
 
 
 def score_sentences(question: str, hits: Sequence[Hit], documents: Callable[[str], Document],
-                    embedder: Embedder, lexical: LexicalIndex,
-                    settings: AnswerSettings) -> tuple[list[Candidate], np.ndarray]:
-    """Candidates best first by score, and their embeddings in the same order."""
-    found = sentence_candidates(hits, documents, settings)
-    if not found:
-        return [], np.zeros((0, embedder.dimension), dtype=np.float32)
-    texts = [document.text[s:e] for _, document, s, e in found]
-    vectors = embedder.encode([question, *texts])
-    cosines = vectors[1:] @ vectors[0]
-    terms = question_terms(question)
-    weights = lexical.idf(terms)
-    top = max((hit.score for hit in hits), default=0.0)
-    # Scaled by the best passage so the prior lies in [0, 1] whatever the mode's score range.
-    passage_prior = {hit.rank: max(hit.score, 0.0) / top if top > 0 else 0.0 for hit in hits}
-    candidates = []
-    for (hit, document, s, e), cosine, text in zip(found, cosines, texts, strict=True):
-        coverage = term_coverage(terms, weights, text)
-        support = float(cosine) + settings.coverage_weight * coverage
-        score = support + settings.passage_weight * passage_prior[hit.rank]
-        candidates.append(Candidate(hit, document, s, e, float(cosine), coverage, support, score))
-    order = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
-    return [candidates[i] for i in order], vectors[1:][order]
+                    embedder: Embedder, lexical: LexicalIndex, settings: AnswerSettings,
+                    analyser: QuestionAnalyser | None = None) -> tuple[Focus, list[Candidate], np.ndarray]:
+    """The analysed question, its candidates best first, and their embeddings in the same order."""
+    focus = (analyser or QuestionAnalyser()).analyse(question)
+    candidates, vectors = score_candidates(focus, hits, documents, embedder, lexical, settings)
+    return focus, candidates, vectors
 
 
 def select_quotes(candidates: list[Candidate], vectors: np.ndarray,
                   settings: AnswerSettings) -> list[Candidate]:
-    """Best sentence first, then others close in score that add something new."""
+    """The best sentence first, then up to two close in score that add something new."""
     if not candidates:
         return []
     chosen: list[int] = [0]
@@ -142,10 +74,10 @@ def select_quotes(candidates: list[Candidate], vectors: np.ndarray,
         if max(float(vectors[i] @ vectors[j]) for j in chosen) >= settings.redundancy:
             continue
         chosen.append(i)
-    picked = [candidates[i] for i in chosen]
-    # Read in a natural order: sources by their best quote, document order within a source.
-    source_rank = {c.document.id: n for n, c in reversed(list(enumerate(picked)))}
-    return sorted(picked, key=lambda c: (source_rank[c.document.id], c.start))
+    best, *support = [candidates[i] for i in chosen]
+    # The answer leads; supporting quotes follow in reading order (source of first mention, then place).
+    source_rank = {c.document.id: n for n, c in reversed(list(enumerate(support)))}
+    return [best, *sorted(support, key=lambda c: (source_rank[c.document.id], c.start))]
 
 
 def trim_quote(text: str, start: int, end: int, limit: int) -> tuple[int, int, bool]:
@@ -203,20 +135,21 @@ def checked_generation(generator: Generator, question: str, citations: Sequence[
     return None
 
 
-def abstention_text(question: str) -> str:
-    return ("The sources do not answer this question. The nearest material is listed below; "
-            "it is shown for reference, not as an answer.")
+def abstention_text(reason: str) -> str:
+    return f"{reason} The nearest material is listed below; it is shown for reference, not as an answer."
 
 
 def compose_answer(question: str, hits: Sequence[Hit], documents: Callable[[str], Document],
                    embedder: Embedder, lexical: LexicalIndex, settings: AnswerSettings = AnswerSettings(),
-                   generator: Generator | None = None) -> Answer:
-    """Quote and cite the best evidence in ``hits``, or abstain when it is too weak."""
-    candidates, vectors = score_sentences(question, hits, documents, embedder, lexical, settings)
+                   generator: Generator | None = None, analyser: QuestionAnalyser | None = None) -> Answer:
+    """Quote and cite the sentence that answers, then up to two that support it; or decline, saying why."""
+    focus, candidates, vectors = score_sentences(question, hits, documents, embedder, lexical, settings, analyser)
     support = max((c.support for c in candidates), default=0.0)
-    if support < settings.abstain_below:
-        return Answer(question=question, text=abstention_text(question), citations=(), abstained=True,
-                      nearest=tuple(hits[: settings.passages]), hits=tuple(hits), support=support)
+    reason = abstain_reason(focus, candidates, hits, lexical, settings)
+    if reason is not None:
+        return Answer(question=question, text=abstention_text(reason), citations=(), abstained=True,
+                      nearest=tuple(hits[: settings.passages]), hits=tuple(hits), support=support,
+                      abstained_because=reason)
     citations = cite(select_quotes(candidates, vectors, settings), settings)
     text = extractive_text(citations)
     if generator is not None:

@@ -25,8 +25,9 @@ from rag.corpus_rollback import unchanged_on_failure
 from rag.embedding import Embedder
 from rag.errors import IndexBusyError, IndexStateError, SettingsError, SourceError, UnknownSourceError
 from rag.index_store import Index, check_compatible, current_generation, open_index
+from rag.modes import MODES
 from rag.retrieve import Retriever, SearchRequest, validate_question
-from rag.settings import MODES, Settings
+from rag.settings import Settings
 from rag.types import Answer, Document, Hit
 
 
@@ -235,7 +236,7 @@ class Assistant:
         index = retriever.index
         request = self.request(question, options, index)
         return compose_answer(request.question, retriever.search(request), index.store.document, self.embedder,
-                              index.lexical, answer_settings or self.answer_settings, generator)
+                              index.lexical, answer_settings or self.answer_settings, generator, retriever.analyser)
 
     def document(self, source_id: str) -> Document | None:
         """An indexed source in full, or ``None`` when the index does not (or no longer) hold it."""

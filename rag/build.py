@@ -29,6 +29,7 @@ from rag.index_store import (
     write_generation,
 )
 from rag.loaders import LOADERS
+from rag.reader.lexicon import LEXICON_FILE, mine_lexicon
 from rag.settings import Settings
 from rag.store import ChunkStore
 from rag.types import Chunk, Document
@@ -124,7 +125,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         )
         by_id = {d.id: d for d in documents}
         write_generation(settings.index_dir, manifest, documents, chunks, vectors,
-                         [lexical_text(c, by_id[c.doc_id]) for c in chunks])
+                         [lexical_text(c, by_id[c.doc_id]) for c in chunks],
+                         {LEXICON_FILE: mine_lexicon(documents).to_json()})  # acronyms, source names
         folder = current_generation(settings.index_dir)
         return BuildReport(added, changed, removed, unchanged, embedded, len(chunks),
                            time.perf_counter() - began, folder.name if folder else "", skipped)

@@ -245,35 +245,37 @@ def cmd_mcp(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from rag import evaluation
-    from rag.eval_report import display_path, format_table, write_report
-    from rag.eval_run import run_evaluation
-    from rag.settings import MODES
+    from rag.eval.gate import DEFAULT_THRESHOLDS, load_thresholds, shortfalls
+    from rag.eval.questions import DEFAULT_QUESTIONS, load_questions
+    from rag.eval.report import display_path
+    from rag.eval.run import run_evaluation
+    from rag.modes import MODES, Mode
 
-    questions_path = Path(args.questions) if args.questions else evaluation.DEFAULT_QUESTIONS
-    questions = evaluation.load_questions(questions_path)
-    modes = MODES if args.mode == "all" else (args.mode,)
-    gate_path = None if args.gate is None else Path(args.gate or evaluation.DEFAULT_THRESHOLDS)
-    gate = evaluation.load_thresholds(gate_path) if gate_path else None
+    questions_path = Path(args.questions) if args.questions else DEFAULT_QUESTIONS
+    questions = load_questions(questions_path)
+    modes = MODES if args.mode == "all" else (Mode.parse(args.mode),)
+    gate_path = None if args.gate is None else Path(args.gate or DEFAULT_THRESHOLDS)
+    gate = load_thresholds(gate_path) if gate_path else None
     session = _open(args)
     with tqdm(desc="evaluating", unit="step", file=sys.stderr, disable=None) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        report, results = run_evaluation(session, questions, display_path(questions_path), modes, args.k,
-                                          progress)
-    paths = write_report(report, Path(args.report_dir) if args.report_dir else evaluation.DEFAULT_REPORTS)
+        report = run_evaluation(session, questions, display_path(questions_path), modes, args.k,
+                                recipes=not args.no_recipes, progress=progress)
+    paths = report.write(Path(args.report_dir) if args.report_dir else DEFAULT_QUESTIONS.parent / "reports")
     if args.json:
-        _print_json(report)
+        _print_json(report.to_dict())
     else:
-        print(format_table(report))
+        print(report.table())
         print(f"report: {display_path(paths['json'])}, summary: {display_path(paths['markdown'])}")
     if gate and gate_path:
-        problems = evaluation.shortfalls({r.mode: r.metrics for r in results}, gate)
+        split = gate.split if gate.split in report.splits else report.splits[-1]
+        problems = shortfalls(report.measured(split), gate)
         if problems:
-            raise _usage(f"quality gate {display_path(gate_path)} failed: {'; '.join(problems)}")
-        print(f"quality gate passed: {gate.mode} meets every minimum in {display_path(gate_path)}",
+            raise _usage(f"quality gate {display_path(gate_path)} failed on the {split} split: {'; '.join(problems)}")
+        print(f"quality gate passed: {gate.mode} meets every bound in {display_path(gate_path)} on the {split} split",
               file=sys.stderr)
 
 
@@ -337,12 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     command("mcp", cmd_mcp, "Serve the assistant's tools over MCP on stdin/stdout (for agent and chat clients).",
             with_json=False)
 
-    evaluate = command("eval", cmd_eval, "Score retrieval per mode on the eval questions; write a report.")
+    evaluate = command("eval", cmd_eval,
+                       "Score retrieval (each mode and reference recipe) and answers per split; write a report.")
     evaluate.add_argument("--questions", help="questions JSONL (default eval/questions.jsonl)")
     evaluate.add_argument("--mode", choices=("dense", "bm25", "hybrid", "all"), default="all",
                           help="retrieval mode to score (default all)")
     evaluate.add_argument("--k", type=int, default=10, help="hits scored per question (default 10)")
     evaluate.add_argument("--report-dir", help="where the JSON, Markdown and PNG go (default eval/reports)")
+    evaluate.add_argument("--no-recipes", action="store_true",
+                          help="skip the reference recipes (1000-character chunks: MiniLM flat, bm25s)")
     evaluate.add_argument("--gate", nargs="?", const="", metavar="THRESHOLDS",
                           help="fail unless the gated mode meets the minimums (default eval/thresholds.toml)")
     return parser

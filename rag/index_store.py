@@ -235,10 +235,16 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_generation(index_dir: Path, manifest: Manifest, documents: list[Document],
-                     chunks: list[Chunk], vectors: np.ndarray, lexical_texts: list[str]) -> Manifest:
-    """Write a complete generation, then make it current. Returns the manifest with checksums."""
+                     chunks: list[Chunk], vectors: np.ndarray, lexical_texts: list[str],
+                     extra_files: Mapping[str, str] | None = None) -> Manifest:
+    """Write a complete generation, then make it current. Returns the manifest with checksums.
+
+    ``extra_files`` (name -> text) are written beside the index and checksummed with it.
+    """
     folder = index_dir / f"gen-{time.time_ns()}"
     folder.mkdir(parents=True)
+    for name, text in (extra_files or {}).items():
+        (folder / name).write_text(text, encoding="utf-8")
     np.save(folder / VECTORS, vectors)
     save_vector_index(build_vector_index(vectors, manifest.index_kind), folder / FAISS)
     write_store(folder / STORE, documents, chunks)

@@ -137,6 +137,9 @@ def _extra(fields: Mapping[str, Any], name: str) -> tuple[tuple[str, str], ...]:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             pairs.append((_text(str(key), "field name", name, 100), _text(str(value), str(key), name,
                                                                           MAX_EXTRA_CHARS)))
+        elif key == "aliases" and isinstance(value, list) and all(isinstance(a, str) for a in value):
+            # other names of the work ("the bias survey"), read by rag.reader.lexicon
+            pairs.append(("aliases", _text("; ".join(value), "aliases", name, MAX_EXTRA_CHARS)))
     if len(pairs) > MAX_EXTRA_FIELDS:
         raise SourceError(f"{name}: {len(pairs)} extra metadata fields; the limit is {MAX_EXTRA_FIELDS}")
     return tuple(pairs)

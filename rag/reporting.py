@@ -108,6 +108,7 @@ def answer_row(answer: Answer) -> dict[str, Any]:
         "question": answer.question,
         "answer": answer.text,
         "abstained": answer.abstained,
+        "abstained_because": answer.abstained_because,
         "support": round(answer.support, 4),
         "citations": [citation_row(c) for c in answer.citations],
     }

@@ -10,7 +10,9 @@ import numpy as np
 from rag.embedding import Embedder
 from rag.errors import QuestionError, SettingsError
 from rag.index_store import Index
-from rag.settings import MODES
+from rag.modes import Mode
+from rag.reader.analyser import QuestionAnalyser
+from rag.reader.lexicon import acronym_key
 from rag.types import Chunk, Hit
 from rag.vector_index import rows_mask, search_vectors
 
@@ -21,11 +23,14 @@ Candidates = list[tuple[int, float]]  # (row, score), best first
 class SearchRequest:
     question: str
     k: int = 5
-    mode: str = "hybrid"
+    mode: str = Mode.HYBRID
     sources: tuple[str, ...] = ()  # restrict to these source ids; empty means all
     candidates: int = 50
     dense_weight: float = 0.5
     fusion: str = "convex"
+    # Hybrid only: added to the fused score of a passage from a source the question names, or that
+    # names it itself (chosen on the tuning split, eval/reports/reader-tuning.md).
+    source_boost: float = 0.0
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -109,12 +114,13 @@ def collapse_duplicates(hits: Iterable[Hit]) -> list[Hit]:
 class Retriever:
     """Searches one opened index with one embedder."""
 
-    def __init__(self, index: Index, embedder: Embedder) -> None:
+    def __init__(self, index: Index, embedder: Embedder, analyser: QuestionAnalyser | None = None) -> None:
         self.index = index
         self.embedder = embedder
-        self._searchers: dict[str, Callable[[str, int, np.ndarray | None], Candidates]] = {
-            "dense": self._dense,
-            "bm25": self._bm25,
+        self.analyser = analyser or QuestionAnalyser.for_index(index.folder, index.store.documents)
+        self._searchers: dict[Mode, Callable[[str, int, np.ndarray | None], Candidates]] = {
+            Mode.DENSE: self._dense,
+            Mode.BM25: self._bm25,
         }
 
     def _dense(self, question: str, depth: int, allowed: np.ndarray | None) -> Candidates:
@@ -133,19 +139,37 @@ class Retriever:
             raise SettingsError(f"unknown source id(s) {', '.join(map(repr, unknown))}; see `rag sources`")
         return rows_mask(self.index.manifest.chunk_count, self.index.store.rows_of(sources))
 
-    def candidates(self, request: SearchRequest) -> dict[str, Candidates]:
-        """Each retriever's own ranked candidates (the raw material of fusion)."""
-        if request.mode not in MODES:
-            raise SettingsError(f"mode {request.mode!r} is not one of {', '.join(MODES)}")
+    def candidates(self, request: SearchRequest, text: str | None = None) -> dict[str, Candidates]:
+        """Each retriever's own ranked candidates (the raw material of fusion) for ``text``
+        (default: the question as typed)."""
+        mode = Mode.parse(request.mode)
         allowed = self._allowed(request.sources)
-        names = ("dense", "bm25") if request.mode == "hybrid" else (request.mode,)
-        return {name: self._searchers[name](request.question, request.candidates, allowed)
+        names = (Mode.DENSE, Mode.BM25) if mode == Mode.HYBRID else (mode,)
+        return {name: self._searchers[name](text or request.question, request.candidates, allowed)
                 for name in names}
 
+    def _favour_named(self, ranked: Candidates, request: SearchRequest) -> Candidates:
+        """Raise the passages of the sources the question names, and the passages that name them."""
+        focus = self.analyser.analyse(request.question)
+        if not focus.named or not request.source_boost:
+            return ranked
+        head = ranked[: request.candidates]
+        chunks = self.index.store.chunks([row for row, _ in head])
+        keys = focus.name_terms
+        boosted = [(row, score + request.source_boost * (
+                        chunk.doc_id in focus.named or bool({acronym_key(w) for w in chunk.text.split()} & keys)))
+                   for chunk, (row, score) in zip(chunks, head, strict=True)]
+        return sorted(boosted, key=lambda item: (-item[1], item[0])) + ranked[request.candidates:]
+
     def search(self, request: SearchRequest) -> list[Hit]:
-        lists = self.candidates(request)
-        if request.mode == "hybrid":
-            ranked = FUSIONS[request.fusion](lists["dense"], lists["bm25"], request.dense_weight)
+        """Dense and BM25 rank the question as typed; hybrid reads it first (spelling, acronyms,
+        named sources) and fuses both lists."""
+        hybrid = Mode.parse(request.mode) == Mode.HYBRID
+        text = self.analyser.analyse(request.question).search_text if hybrid else request.question
+        lists = self.candidates(request, text)
+        if hybrid:
+            ranked = FUSIONS[request.fusion](lists[Mode.DENSE], lists[Mode.BM25], request.dense_weight)
+            ranked = self._favour_named(ranked, request)
         else:
             ranked = lists[request.mode]
         members = {name: {row for row, _ in cands} for name, cands in lists.items()}
@@ -153,7 +177,7 @@ class Retriever:
         head = ranked[: request.k * 3]
         chunks = self.index.store.chunks([row for row, _ in head])
         hits = [Hit(chunk=chunk, score=score, rank=0,
-                    retrievers=tuple(name for name, rows in members.items() if row in rows))
+                    retrievers=tuple(str(name) for name, rows in members.items() if row in rows))
                 for chunk, (row, score) in zip(chunks, head, strict=True)]
         distinct = collapse_duplicates(hits)[: request.k]
         return [Hit(h.chunk, h.score, rank, h.retrievers) for rank, h in enumerate(distinct, start=1)]

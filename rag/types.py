@@ -102,3 +102,4 @@ class Answer:
     nearest: tuple[Hit, ...] = ()  # shown as "nearest material" when abstaining
     hits: tuple[Hit, ...] = ()  # the ranked passages the answer was drawn from
     support: float = 0.0  # strength of the best evidence; below the threshold it abstains
+    abstained_because: str | None = None  # one sentence saying what the sources lack (None: answered)

@@ -1,19 +1,17 @@
-"""The real packaged model over the whole eval set: every quote verbatim, gold evidence quoted,
-the 3H definition cited, an off-topic question refused. Figures are measured, then pinned with
-a small margin (eval/reports/retrieval.md)."""
+"""The real packaged model over the project corpus: the five questions of issue 11 answered as a
+reader wants, every quote over the eval set verbatim and content, every abstention with a reason."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
-import rag.embedding
-from rag.answer_eval import answer_metrics, record_answers
 from rag.assistant import open_assistant
-from rag.evaluation import DEFAULT_QUESTIONS, load_questions
+from rag.embedding import load_embedder
+from rag.eval.answers import answer_metrics, record_answers
+from rag.eval.questions import DEFAULT_QUESTIONS, load_questions, locate_evidence
 from rag.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.slow
@@ -26,41 +24,66 @@ def session(tmp_path_factory):
         root = tmp_path_factory.mktemp("quality")
         corpus = Path(shutil.copytree(REPO_ROOT / "corpus", root / "corpus"))
         settings = Settings(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data")
-        opened, _ = open_assistant(settings, rag.embedding.load_embedder(settings))
+        opened, _ = open_assistant(settings, load_embedder(settings))
         yield opened
 
 
-@pytest.fixture(scope="module")
-def records(session):
-    never_abstain = dataclasses.replace(session.answer_settings, abstain_below=float("-inf"))
-    return record_answers(load_questions(DEFAULT_QUESTIONS),
-                          lambda q: session.ask(q, answer_settings=never_abstain),
-                          lambda source_id: session.index.store.document(source_id).text)
-
-
-def test_every_quote_over_the_eval_set_is_verbatim(records):
-    assert sum(r.quotes for r in records) > len(records)  # most answers quote more than once
-    assert [r.question.id for r in records if r.verbatim != r.quotes] == []
-
-
-def test_gold_evidence_is_quoted_and_abstention_stays_within_budget(records, session):
-    metrics = answer_metrics(records, session.settings.abstain_below)
-    assert metrics["verbatim_quotes"] == 1.0
-    assert metrics["false_abstention"] <= 0.05  # the calibration budget
-    assert metrics["gold_evidence_quoted"] >= 0.80  # measured 0.825
-    assert answer_metrics(records, float("-inf"))["gold_evidence_quoted"] >= 0.82  # measured 0.842
-    assert metrics["abstained_when_unanswerable"] >= 0.20  # measured 0.263; see README "Known limits"
-
-
-def test_what_3h_stands_for_is_quoted_from_the_source_page(session):
-    answer = session.ask("What does 3H stand for?")
+def test_rlhf_is_linked_to_its_expansion_and_the_sentence_that_answers_leads(session):
+    answer = session.ask("What is RLHF and how was it used for InstructGPT?")
     assert not answer.abstained
-    first = answer.citations[0]
-    assert (first.document.id, first.quote) == ("llm-faq-page", "3H standards are Helpful, Harmless and Honest.")
-    assert first.document.text[first.start:first.end] == first.quote
-    assert first.section[-1] == "What are the 3H alignment standards for LLMs?"
+    assert answer.citations[0].quote == (
+        "We then collect a dataset of rankings of model outputs, which we use to further fine-tune this "
+        "supervised model using reinforcement learning from human feedback.")
+    assert "We call the resulting models InstructGPT." not in [c.quote for c in answer.citations]
 
 
-def test_the_world_cup_is_not_in_the_sources(session):
-    answer = session.ask("Who won the 2018 World Cup?")
-    assert answer.abstained and not answer.citations and answer.nearest
+@pytest.mark.xfail(strict=True, reason="not reached: support 0.56 clears the 0.42 threshold and the missing-focus "
+                   "rule cost more false abstentions than it saved on the tuning split (issue 11)")
+def test_a_learning_rate_the_sources_never_give_is_declined_with_the_reason(session):
+    answer = session.ask("What learning rate was used for the PPO stage of InstructGPT?")
+    assert answer.abstained and answer.citations == ()
+    assert answer.abstained_because == "The sources do not mention “learning rate” for PPO."
+    assert answer.text.startswith(answer.abstained_because)
+
+
+QUESTION_3 = "Which three training objectives were compared in the general language assistant paper?"
+
+
+def test_a_question_naming_the_general_language_assistant_paper_gets_its_list_of_objectives(session):
+    first = session.ask(QUESTION_3).citations[0]
+    assert "comparing imitation learning, binary discrimination, and ranked preference modeling" in first.quote
+
+
+@pytest.mark.xfail(strict=True, reason="not reached: the FAQ caption still ranks first; the source boost "
+                   "changed nothing on the tuning split (issue 11)")
+def test_the_passage_of_the_named_paper_ranks_first(session):
+    assert session.search(QUESTION_3)[0].hit.chunk.doc_id == "askell2021-general-language-assistant"
+
+
+@pytest.mark.xfail(strict=True, reason="not reached: Anthropic's summary still ranks first and the 'Honest' "
+                   "list wins the first quote (issue 11)")
+def test_what_the_ai_does_when_more_info_is_needed_is_the_follow_up_questions_line(session):
+    question = "what does the AI do when more info is needed"
+    assert session.search(question)[0].hit.chunk.doc_id == "llm-faq-page"
+    assert session.ask(question).citations[0].quote == (
+        "When more information is required, the AI should ask relevant follow-up questions and obtain "
+        "necessary details.")
+
+
+@pytest.mark.xfail(strict=True, reason="not reached: the caption passage ranks below the MT-DNN abstract and "
+                   "its sentence loses to the abstract's (issue 11)")
+def test_the_shared_part_of_mt_dnn_is_quoted_first(session):
+    answer = session.ask("Which part of the MT-DNN network is common to every task?")
+    assert answer.citations[0].quote == (
+        "The lower layers are shared across all tasks, while the top layers are task-specific.")
+
+
+def test_over_the_eval_set_quotes_are_verbatim_content_and_every_abstention_says_why(session):
+    questions = load_questions(DEFAULT_QUESTIONS)
+    store = session.index.store
+    spans = {q.id: locate_evidence(q, lambda s: store.document(s).text) for q in questions if q.answerable}
+    metrics = answer_metrics(record_answers(questions, session.ask, spans))
+    assert metrics["verbatim_quotes"] == 1.0
+    assert metrics["non_content_quotes"] == 0
+    assert metrics["reasons_given"] == 1.0
+    assert metrics["abstain_off_topic"] >= 0.9

@@ -1,4 +1,4 @@
-"""rag.beir and eval/beir.py: BEIR loading, slicing, the embedding cache, scores, the script."""
+"""rag.eval.beir and eval/beir.py: BEIR loading, slicing, the embedding cache, scores, the script."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.beir import cached_embeddings, load_beir, run_benchmark, slice_dataset
 from rag.errors import RagError
+from rag.eval.beir import cached_embeddings, load_beir, run_benchmark, slice_dataset
 from rag.settings import REPO_ROOT, Settings
 
 SCIFACT = REPO_ROOT.parent / "shared" / "bench" / "scifact"

@@ -190,7 +190,7 @@ def test_a_question_in_the_browser_gets_a_cited_answer(served, browser, capsys, 
 
     ask(browser, OFF_TOPIC, "[data-testid='stAlertContentWarning']")
     warning = browser.find_elements("css selector", "[data-testid='stAlertContentWarning']")[-1]
-    assert "do not answer" in warning.text
+    assert "The sources do not" in warning.text
     capture(browser, shots / "screenshot-abstention.png")
 
     open_page(browser, "Sources", "[data-testid='stDataFrame']")

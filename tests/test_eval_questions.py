@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from rag.corpus import load_corpus
-from rag.evaluation import DEFAULT_QUESTIONS, EvalDataError, load_questions
+from rag.eval.questions import DEFAULT_QUESTIONS, EvalDataError, load_questions
+from rag.eval.split import assign_splits
 from rag.settings import Settings
 
 RAW = [json.loads(line) for line in DEFAULT_QUESTIONS.read_text(encoding="utf-8").splitlines()
@@ -24,11 +25,37 @@ def documents():
 
 def test_the_eval_set_loads_with_unique_ids_and_the_expected_shape():
     questions = load_questions(DEFAULT_QUESTIONS)
-    assert len(questions) == len(RAW) == 133
+    assert len(questions) == len(RAW) == 272
     assert [q.id for q in questions] == [item["id"] for item in RAW]
     assert not [qid for qid, n in Counter(item["id"] for item in RAW).items() if n > 1]
-    assert all(set(item) == {"id", "question", "answerable", "evidence"} for item in RAW)
-    assert sum(q.answerable for q in questions) == 114
+    assert all({"id", "question", "answerable", "evidence", "split"} <= set(item) for item in RAW)
+    assert sum(q.answerable for q in questions) == 208
+    assert Counter(q.unanswerable for q in questions if not q.answerable) == {"on-topic": 51, "off-topic": 13}
+
+
+def test_the_split_is_stored_holds_out_over_40_percent_and_is_stable():
+    questions = load_questions(DEFAULT_QUESTIONS)
+    assert {q.split for q in questions} == {"tune", "test"}
+    test = [q for q in questions if q.split == "test"]
+    assert len(test) / len(questions) >= 0.40
+    for group in {q.group for q in questions}:  # every stratum is held out in proportion
+        members = [q for q in questions if q.group == group]
+        assert sum(q.split == "test" for q in members) >= 0.40 * len(members) - 1, group
+    assert assign_splits(questions) == {q.id: q.split for q in questions}  # re-running moves nothing
+
+
+def test_assign_splits_is_seeded_stratified_and_keeps_existing_splits():
+    from rag.eval.questions import EvalQuestion, Evidence
+
+    evidence = (Evidence("s", "q"),)
+    questions = [EvalQuestion(f"a{i}", "?", True, evidence, style="terse") for i in range(10)]
+    questions += [EvalQuestion(f"u{i}", "?", False, unanswerable="off-topic") for i in range(5)]
+    first = assign_splits(questions)
+    assert first == assign_splits(questions)
+    assert sum(first[f"a{i}"] == "test" for i in range(10)) == 5  # ceil(10 * 0.45)
+    assert sum(first[f"u{i}"] == "test" for i in range(5)) == 3  # ceil(5 * 0.45)
+    kept = [EvalQuestion("a0", "?", True, evidence, style="terse", split="tune"), *questions[1:]]
+    assert assign_splits(kept)["a0"] == "tune"
 
 
 def test_answerable_questions_have_evidence_and_unanswerable_ones_none():
@@ -69,7 +96,10 @@ GOOD = {"id": "a", "question": "Why?", "answerable": True, "evidence": [{"source
     ((GOOD, GOOD), r"questions.jsonl:2: duplicate question id 'a'"),
     (({**GOOD, "evidence": []},), r":1: question 'a' is answerable=True and needs at least one evidence"),
     (({**GOOD, "answerable": False},), r"is answerable=False and must not list evidence"),
-    (({**GOOD, "extra": 1},), r"fields are .*'extra'.*; expected exactly"),
+    (({**GOOD, "extra": 1},), r"fields are .*'extra'.*; expected .* and optionally"),
+    (({**GOOD, "split": "train"},), r"'split' is 'train'; expected one of tune, test"),
+    (({**GOOD, "answerable": False, "evidence": [], "unanswerable": "maybe"},),
+     r"'unanswerable' is 'maybe'; expected one of on-topic, off-topic"),
     (({**GOOD, "answerable": "yes"},), r"'answerable' should be a bool, got 'yes'"),
     (({**GOOD, "evidence": [{"source_id": "s", "quote": "  "}]},),
      r"evidence #0 should be \{source_id, quote\}"),

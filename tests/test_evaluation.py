@@ -1,4 +1,4 @@
-"""rag.evaluation and rag.eval_report on hand-labelled data: exact relevance, metrics, report, gate."""
+"""rag.eval on hand-labelled data: exact relevance, metrics, splits, recipes, report, gate."""
 
 from __future__ import annotations
 
@@ -6,29 +6,19 @@ import json
 import math
 from pathlib import Path
 
-import jsonschema
 import pytest
-from helpers import search_hits
 
-from rag.assistant import open_assistant
+from rag.assistant import RequestOptions, open_assistant
 from rag.build import build_index
 from rag.cli import main
-from rag.eval_report import REPORT_SCHEMA, build_report, format_table, index_facts, write_report
-from rag.evaluation import (
-    EvalDataError,
-    EvalQuestion,
-    Evidence,
-    EvidenceSpan,
-    Thresholds,
-    evaluate_session,
-    judge,
-    load_questions,
-    load_thresholds,
-    locate_evidence,
-    score,
-    shortfalls,
-)
-from rag.types import Chunk, Hit
+from rag.eval.gate import Thresholds, load_thresholds, shortfalls
+from rag.eval.metrics import rank_scores
+from rag.eval.questions import EvalDataError, EvalQuestion, Evidence, EvidenceSpan, load_questions, locate_evidence
+from rag.eval.recipes import recipe_chunks, recursive_spans
+from rag.eval.retrieval import judge
+from rag.eval.run import run_evaluation
+from rag.modes import Mode
+from rag.types import Chunk, Document, Hit
 
 LOG2_3 = math.log2(3)
 
@@ -95,7 +85,7 @@ def test_judge_records_first_cover_under_evidence_key_and_everything_else_under_
 def test_score_matches_hand_computed_values_for_the_judged_run():
     qrels = {"q": {"q#0": 1, "q#1": 1}}
     run = {"q": {"c1": 1.0, "c2": 0.5, "q#0": 1 / 3, "q#1": 1 / 3, "c4": 0.25}}
-    means, per_question = score(qrels, run)
+    means, per_question = rank_scores(qrels, run)
     # Relevant at positions 3 and 4; ideal ranking puts them at 1 and 2.
     ndcg = (1 / math.log2(4) + 1 / math.log2(5)) / (1 + 1 / LOG2_3)
     assert means == pytest.approx({"hit@1": 0.0, "recall@5": 1.0, "mrr@10": 1 / 3, "ndcg@10": ndcg})
@@ -103,7 +93,7 @@ def test_score_matches_hand_computed_values_for_the_judged_run():
 
 
 def test_a_question_without_hits_scores_zero():
-    means, per_question = score({"q": {"q#0": 1}, "r": {"r#0": 1}}, {"q": {"q#0": 1.0}, "r": {}})
+    means, per_question = rank_scores({"q": {"q#0": 1}, "r": {"r#0": 1}}, {"q": {"q#0": 1.0}})
     assert per_question["r"] == {"hit@1": 0.0, "recall@5": 0.0, "mrr@10": 0.0, "ndcg@10": 0.0}
     assert means == pytest.approx({"hit@1": 0.5, "recall@5": 0.5, "mrr@10": 0.5, "ndcg@10": 0.5})
 
@@ -124,16 +114,22 @@ def test_locate_evidence_gives_exact_offsets_and_refuses_missing_quotes_or_sourc
 def test_bm25_ranks_below(session):
     """The ranks the hand labels above rely on."""
     def ranked(question):
-        return [(h.chunk.doc_id, h.chunk.section[-1]) for h in search_hits(session, question, k=10, mode="bm25")]
+        passages = session.search(question, RequestOptions(k=10, mode="bm25"))
+        return [(p.hit.chunk.doc_id, p.hit.chunk.section[-1]) for p in passages]
 
     assert ranked("How long does a house cat sleep?") == [("cats", "Sleeping"), ("cats", "Hunting")]
     assert ranked("Why do rockets drop empty tanks?") == [("rockets", "Staging"), ("rockets", "Propulsion")]
     assert ranked("What do cats hunt at dawn?") == [("cats", "Hunting"), ("cats", "Sleeping")]
 
 
-def test_evaluate_session_scores_each_question_as_labelled_by_hand(session, questions_file):
-    (result,) = evaluate_session(session, load_questions(questions_file), modes=("bm25",), k=10)
-    assert result.mode == "bm25"
+def evaluate(session, questions_file, modes=(Mode.BM25,), recipes=False, progress=None):
+    return run_evaluation(session, load_questions(questions_file), "questions.jsonl", modes, 10, recipes, progress)
+
+
+def test_run_scores_each_question_as_labelled_by_hand(session, questions_file):
+    report = evaluate(session, questions_file)
+    assert report.splits == ["all"]  # the hand-made file has no split field
+    result = report.retrieval_of("bm25", "all")
     assert set(result.per_question) == {"qa", "qb", "qc"}  # qd is unanswerable
     for qid, expected in EXPECTED_PER_QUESTION.items():
         assert result.per_question[qid] == pytest.approx(expected), qid
@@ -142,8 +138,7 @@ def test_evaluate_session_scores_each_question_as_labelled_by_hand(session, ques
 
 
 def test_failures_name_the_expected_evidence_and_what_ranked_first(session, questions_file):
-    (result,) = evaluate_session(session, load_questions(questions_file), modes=("bm25",), k=10)
-    failures = {f.question.id: f for f in result.failures}
+    failures = {f.question.id: f for f in evaluate(session, questions_file).retrieval_of("bm25", "all").failures}
     assert sorted(failures) == ["qb", "qc"]
     qb = failures["qb"]
     assert qb.first_relevant_rank == 2
@@ -154,69 +149,84 @@ def test_failures_name_the_expected_evidence_and_what_ranked_first(session, ques
     assert failures["qc"].top.chunk.section == ("Hunting",)
 
 
-def test_every_mode_is_scored_and_progress_reaches_the_total(session, questions_file):
+def test_every_mode_and_recipe_is_scored_per_split_and_progress_reaches_the_total(session, tmp_path):
+    items = [{**item, "split": "test" if item["id"] in ("qa", "qd") else "tune"} for item in QUESTIONS]
     seen = []
-    results = evaluate_session(session, load_questions(questions_file), k=10,
-                               progress=lambda done, total: seen.append((done, total)))
-    assert [r.mode for r in results] == ["dense", "bm25", "hybrid"]
-    assert seen[-1] == (9, 9) and len(seen) == 9  # 3 answerable questions x 3 modes
-    assert results[0].per_question["qa"]["hit@1"] == 1.0  # the keyword embedder finds it too
+    report = evaluate(session, write_questions(tmp_path / "q.jsonl", items), tuple(Mode), True,
+                      lambda done, total: seen.append((done, total)))
+    assert report.systems() == ["dense", "bm25", "hybrid", "recipe:minilm-1000", "recipe:bm25s-1000"]
+    assert report.splits == ["tune", "test"]
+    assert report.counts["test"] == {"answerable": 1, "on-topic": 0, "off-topic": 0}
+    assert seen[-1] == (19, 19)  # 3 answerable questions x 5 systems + 4 answers
+    assert report.retrieval_of("bm25", "test").metrics["hit@1"] == 1.0  # qa alone
+    assert report.retrieval_of("bm25", "tune").metrics["mrr@10"] == 0.5  # qb and qc, each at rank 2
+    # Each tiny source is one recipe chunk, so a recipe passage is the whole document.
+    assert report.retrieval_of("recipe:bm25s-1000", "tune").mean_passage_chars > \
+        report.retrieval_of("bm25", "tune").mean_passage_chars
+    assert report.answers_of("test").metrics["false_abstention"] == 0.0
+
+
+def test_recursive_character_chunks_keep_offsets_and_overlap():
+    text = ("a" * 400 + "\n\n" + "b" * 400 + "\n\n" + "c" * 400 + "\n" + "d " * 300)
+    spans = recursive_spans(text, size=1000, overlap=200)
+    # Paragraphs first, then the line break splits the 1003-character tail; no piece fits in 200.
+    assert spans == [(0, 802), (804, 1204), (1205, 1804)]
+    words = " ".join(f"w{i:03d}" for i in range(300))  # 1,499 characters of 4-letter words
+    windows = recursive_spans(words, size=1000, overlap=200)
+    assert windows[0] == (0, 999) and windows[-1][1] == len(words)
+    assert all(e - s <= 1000 for s, e in windows)
+    assert all(0 < a_end - b_start <= 200 for (_, a_end), (b_start, _) in zip(windows, windows[1:], strict=False))
+    chunks = recipe_chunks([Document("d", "D", text)])
+    assert [(c.start, c.end) for c in chunks] == spans
+    assert all(text[c.start:c.end] == c.text for c in chunks)
 
 
 # ---------------------------------------------------------------- report
 
 
-def test_report_validates_and_is_written_as_json_markdown_and_png(session, questions_file, tmp_path):
-    questions = load_questions(questions_file)
-    results = evaluate_session(session, questions, k=10)
-    report = build_report(results, questions, "questions.jsonl", 10, index_facts(session.index))
-    jsonschema.validate(report, REPORT_SCHEMA)
-    assert report["questions"] == {"total": 4, "answerable": 3, "unanswerable": 1}
-    assert report["answers"] is None
-    bm25 = report["modes"]["bm25"]
+def test_report_is_written_as_json_markdown_and_png(session, questions_file, tmp_path):
+    report = evaluate(session, questions_file, tuple(Mode))
+    data = report.to_dict()
+    assert data["splits"]["all"]["questions"] == {"answerable": 3, "on-topic": 0, "off-topic": 0}
+    bm25 = data["splits"]["all"]["retrieval"]["bm25"]
     assert bm25["metrics"]["mrr@10"] == 0.6667
     assert [f["id"] for f in bm25["failures"]] == ["qb", "qc"]
-    assert bm25["failures"][0]["evidence"][0] == {"key": "qb#0", "source_id": "rockets",
-                                                  "quote": "Liquid engines can be throttled.",
+    assert bm25["failures"][0]["evidence"][0] == {"source_id": "rockets", "quote": "Liquid engines can be throttled.",
                                                   "start": 86, "end": 118}
+    assert set(data["splits"]["all"]["answers"]["metrics"]) == set(data["answer_metrics"])
 
-    paths = write_report(report, tmp_path / "reports")
-    assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
+    paths = report.write(tmp_path / "reports")
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["splits"] == json.loads(json.dumps(data))["splits"]
     assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = paths["markdown"].read_text(encoding="utf-8")
-    assert "| bm25 | 0.333 | 0.833 | 0.667 | 0.673 | 2 |" in markdown
-    assert "![metrics per mode](retrieval.png)" in markdown
-    assert "| qb | Why do rockets drop empty tanks? |" in markdown
-    table = format_table(report)
-    assert "bm25         0.333     0.833     0.667     0.673         2" in table
-
-
-def test_schema_rejects_a_report_with_a_missing_metric(session, questions_file):
-    questions = load_questions(questions_file)
-    report = build_report(evaluate_session(session, questions, ("bm25",), k=10), questions, "q", 10,
-                          index_facts(session.index))
-    del report["modes"]["bm25"]["metrics"]["ndcg@10"]
-    with pytest.raises(jsonschema.ValidationError, match="ndcg@10"):
-        jsonschema.validate(report, REPORT_SCHEMA)
+    assert "| bm25 | 25 | 0.333 | 0.833 | 0.667 | 0.673 | 2 |" in markdown.replace(
+        f"| bm25 | {report.retrieval_of('bm25', 'all').mean_passage_chars:.0f} |", "| bm25 | 25 |")
+    assert "![metrics per system](retrieval.png)" in markdown
+    assert "bm25" in report.table() and "0.333     0.833     0.667     0.673" in report.table()
 
 
 # ---------------------------------------------------------------- the gate
 
 
-def test_shortfalls_lists_each_metric_below_its_minimum():
-    measured = {"hybrid": {"hit@1": 0.5, "recall@5": 0.9, "mrr@10": 0.7, "ndcg@10": 0.8}}
-    assert shortfalls(measured, Thresholds("hybrid", {"hit@1": 0.5, "recall@5": 0.8})) == []
-    assert shortfalls(measured, Thresholds("hybrid", {"hit@1": 0.51, "ndcg@10": 0.8})) == [
-        "hybrid hit@1 = 0.5000 is below the minimum 0.5100"]
+def test_shortfalls_lists_each_metric_out_of_bounds():
+    measured = {"hybrid": {"hit@1": 0.5, "recall@5": 0.9, "mrr@10": 0.7, "ndcg@10": 0.8, "false_abstention": 0.1}}
+    assert shortfalls(measured, Thresholds(Mode.HYBRID, "test", {"hit@1": 0.5, "recall@5": 0.8}, {})) == []
+    assert shortfalls(measured, Thresholds(Mode.HYBRID, "test", {"hit@1": 0.51, "ndcg@10": 0.8},
+                                           {"false_abstention": 0.05})) == [
+        "hybrid hit@1 = 0.5000 is below the minimum 0.5100",
+        "hybrid false_abstention = 0.1000 is above the maximum 0.0500"]
     with pytest.raises(EvalDataError, match="needs mode 'dense'"):
-        shortfalls(measured, Thresholds("dense", {"hit@1": 0.1}))
+        shortfalls(measured, Thresholds(Mode.DENSE, "test", {"hit@1": 0.1}, {}))
+    with pytest.raises(EvalDataError, match="checks answer@1, which this run did not measure"):
+        shortfalls(measured, Thresholds(Mode.HYBRID, "test", {"answer@1": 0.1}, {}))
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('mode = "hybrid"\n[minimums]\n"map@10" = 0.5\n', "unknown metric 'map@10'"),
-    ('mode = "hybrid"\n[minimums]\n"hit@1" = 1.5\n', r"must be a number in \[0, 1\], got 1.5"),
-    ('mode = "fancy"\n[minimums]\n"hit@1" = 0.5\n', "mode 'fancy' is not one of"),
-    ('[minimums]\n"hit@1" = 0.5\n', "expected 'mode' and a \\[minimums\\] table"),
+    ('mode = "hybrid"\nsplit = "test"\n[minimums]\n"map@10" = 0.5\n', "unknown metric 'map@10'"),
+    ('mode = "hybrid"\nsplit = "test"\n[minimums]\n"hit@1" = 1.5\n', r"must be a number in \[0, 1\], got 1.5"),
+    ('mode = "fancy"\nsplit = "test"\n[minimums]\n"hit@1" = 0.5\n', "mode 'fancy' is not one of"),
+    ('mode = "hybrid"\nsplit = "dev"\n[minimums]\n"hit@1" = 0.5\n', "split 'dev' is not one of tune, test, all"),
+    ('[minimums]\n"hit@1" = 0.5\n', "expected 'mode', 'split', a \\[minimums\\]"),
     ('mode = "hybrid"\n[minimums\n', "cannot read thresholds"),
 ])
 def test_thresholds_file_errors_name_the_problem(tmp_path, text, message):
@@ -241,22 +251,23 @@ def test_cli_eval_builds_the_index_then_prints_json_report(cli_env, questions_fi
     captured = capsys.readouterr()
     assert code == 0, captured.err
     report = json.loads(captured.out)
-    jsonschema.validate(report, REPORT_SCHEMA)
-    assert list(report["modes"]) == ["bm25"]
-    assert report["modes"]["bm25"]["metrics"]["hit@1"] == 0.3333
+    assert list(report["splits"]["all"]["retrieval"]) == ["bm25", "recipe:minilm-1000", "recipe:bm25s-1000"]
+    assert report["splits"]["all"]["retrieval"]["bm25"]["metrics"]["hit@1"] == 0.3333
     assert "built the index first" in captured.err
     assert (tmp_path / "out" / "retrieval.json").is_file()
 
 
 def test_cli_eval_gate_exits_nonzero_with_the_shortfall(cli_env, questions_file, tmp_path, capsys):
     gate = tmp_path / "gate.toml"
-    gate.write_text('mode = "bm25"\n[minimums]\n"hit@1" = 0.34\n"recall@5" = 0.8\n', encoding="utf-8")
-    args = ["eval", *cli_env, "--questions", str(questions_file), "--report-dir", str(tmp_path / "out")]
+    gate.write_text('mode = "bm25"\nsplit = "test"\n[minimums]\n"hit@1" = 0.34\n"recall@5" = 0.8\n',
+                    encoding="utf-8")
+    args = ["eval", *cli_env, "--questions", str(questions_file), "--report-dir", str(tmp_path / "out"),
+            "--no-recipes"]
     assert main([*args, "--mode", "bm25", "--gate", str(gate)]) == 1
     err = capsys.readouterr().err
-    assert "bm25 hit@1 = 0.3333 is below the minimum 0.3400" in err
+    assert "bm25 hit@1 = 0.3333 is below the minimum 0.3400" in err  # no split field: gated on "all"
     assert "recall@5" not in err.splitlines()[-1]
-    gate.write_text('mode = "bm25"\n[minimums]\n"hit@1" = 0.33\n', encoding="utf-8")
+    gate.write_text('mode = "bm25"\nsplit = "test"\n[minimums]\n"hit@1" = 0.33\n', encoding="utf-8")
     assert main([*args, "--mode", "bm25", "--gate", str(gate)]) == 0
     assert main([*args, "--mode", "dense", "--gate", str(gate)]) == 1
     assert "needs mode 'bm25'" in capsys.readouterr().err

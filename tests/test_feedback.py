@@ -35,6 +35,7 @@ def test_a_record_holds_the_question_answer_citations_and_how_it_was_asked():
         "question": "How long do cats sleep?",
         "answer": "“A cat sleeps fifteen hours.” [1]",
         "abstained": False,
+        "abstained_because": None,
         "support": 0.7123,
         "citations": [{"n": 1, "source_id": "cats", "title": "Notes on Cats", "authors": ["Ada Lovelace"],
                        "year": 2020, "url": "https://example.org/cats", "section": "Sleeping", "page": None,

@@ -12,8 +12,8 @@ import shared
 from rag.assistant import RequestOptions
 from rag.errors import RagError
 from rag.feedback import RATINGS, append_feedback, feedback_record
+from rag.modes import MODES
 from rag.reporting import hit_row
-from rag.settings import MODES
 from rag.types import Document, Hit
 
 STARTERS = (
@@ -100,8 +100,9 @@ def show_answer(turn: shared.Turn, show_passages: bool) -> None:
     if answer is None:
         st.error(cards.md_escape(turn.error), icon=":material/error:")
         return
-    if answer.abstained:
-        st.warning(cards.md_escape(answer.text), icon=":material/search_off:")
+    if answer.abstained:  # the reason first, in one sentence, then the nearest material
+        st.warning(f"**{cards.md_escape(answer.abstained_because or '')}** "
+                   "The nearest passages are listed for reference, not as an answer.", icon=":material/search_off:")
         pairs = [(h, d) for h in answer.nearest if (d := document_or_none(h.chunk.doc_id)) is not None]
         if pairs:
             st.html(cards.nearest(pairs[:NEAREST_SHOWN]))

@@ -1,4 +1,4 @@
-"""Evaluation: run the retrieval eval suite on the served index and read its metrics and failures."""
+"""Evaluation: run the eval suite on the served index and read its metrics, answers and failures."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import streamlit as st
 
 import cards
 import shared
-from rag import evaluation
 from rag.errors import RagError
-from rag.eval_report import ANSWER_METRICS, display_path
-from rag.eval_run import run_evaluation
-from rag.settings import MODES
+from rag.eval.answers import ANSWER_METRICS
+from rag.eval.gate import DEFAULT_THRESHOLDS, load_thresholds, shortfalls
+from rag.eval.metrics import RETRIEVAL_METRICS
+from rag.eval.questions import DEFAULT_QUESTIONS, load_questions
+from rag.eval.report import EvalReport, display_path, failure_row
+from rag.eval.run import run_evaluation
+from rag.modes import MODES
 
-MODE_LABELS = {"hybrid": "Hybrid", "dense": "Dense", "bm25": "BM25"}
-MODE_COLORS = {"dense": "#93b4f5", "bm25": "#b9bec8", "hybrid": "#3552c8"}
+MODE_LABELS = {"hybrid": "Hybrid", "dense": "Dense", "bm25": "BM25",
+               "recipe:minilm-1000": "Recipe: MiniLM, 1000 chars", "recipe:bm25s-1000": "Recipe: bm25s, 1000 chars"}
 
 ready = shared.current()
 assistant = ready.assistant
@@ -29,9 +32,8 @@ def run(modes: list[str], k: int) -> None:
         bar.progress(done / total, text=f"Evaluating… {done} / {total} steps")
 
     try:
-        questions = evaluation.load_questions(evaluation.DEFAULT_QUESTIONS)
-        report, _ = run_evaluation(assistant, questions, display_path(evaluation.DEFAULT_QUESTIONS), modes, k,
-                                   update)
+        questions = load_questions(DEFAULT_QUESTIONS)
+        report = run_evaluation(assistant, questions, display_path(DEFAULT_QUESTIONS), modes, k, progress=update)
     except RagError as exc:
         st.session_state.pop("eval_report", None)
         st.error(cards.md_escape(str(exc)), icon=":material/error:")
@@ -41,65 +43,77 @@ def run(modes: list[str], k: int) -> None:
     st.session_state["eval_report"] = report
 
 
-def gate(report: dict) -> None:
+def gate(report: EvalReport) -> None:
     try:
-        thresholds = evaluation.load_thresholds(evaluation.DEFAULT_THRESHOLDS)
+        thresholds = load_thresholds(DEFAULT_THRESHOLDS)
     except RagError as exc:
         st.caption(f"No quality gate: {cards.md_escape(str(exc))}")
         return
-    measured = {mode: body["metrics"] for mode, body in report["modes"].items()}
+    split = thresholds.split if thresholds.split in report.splits else report.splits[-1]
+    measured = report.measured(split)
     if thresholds.mode not in measured:
         st.info(f"The quality gate checks the {MODE_LABELS[thresholds.mode]} mode; include it to see "
                 "whether it passes.", icon=":material/info:")
         return
-    problems = evaluation.shortfalls(measured, thresholds)
+    try:
+        problems = shortfalls(measured, thresholds)
+    except RagError as exc:
+        st.caption(f"No quality gate: {cards.md_escape(str(exc))}")
+        return
     if problems:
-        st.error("The quality gate fails: " + cards.md_escape("; ".join(problems)) + ".",
-                 icon=":material/gpp_bad:")
+        st.error("The quality gate fails: " + cards.md_escape("; ".join(problems)) + ".", icon=":material/gpp_bad:")
     else:
-        st.success(f"The quality gate passes: every {MODE_LABELS[thresholds.mode]} metric meets its minimum "
-                   f"in {display_path(evaluation.DEFAULT_THRESHOLDS)}.", icon=":material/verified:")
+        st.success(f"The quality gate passes on the {split} split: every {MODE_LABELS[thresholds.mode]} metric meets "
+                   f"its bound in {display_path(DEFAULT_THRESHOLDS)}.", icon=":material/verified:")
 
 
-def metrics(report: dict) -> None:
-    rows = [{"mode": MODE_LABELS[mode], **body["metrics"], "failures": len(body["failures"])}
-            for mode, body in report["modes"].items()]
-    number = {name: st.column_config.NumberColumn(name, format="%.3f") for name in evaluation.METRICS}
-    best = pd.DataFrame(rows).style.highlight_max(subset=list(evaluation.METRICS),
+def metrics(report: EvalReport, split: str) -> None:
+    rows = [{"system": MODE_LABELS.get(r.system, r.system), "passage chars": round(r.mean_passage_chars),
+             **r.metrics, "failures": len(r.failures)} for r in report.retrieval if r.split == split]
+    number = {name: st.column_config.NumberColumn(name, format="%.3f") for name in RETRIEVAL_METRICS}
+    best = pd.DataFrame(rows).style.highlight_max(subset=list(RETRIEVAL_METRICS),
                                                   props="background-color: #e0e8ff; color: #1e3a8a")
     st.dataframe(best, hide_index=True,
-                 column_config={"mode": st.column_config.TextColumn("Mode"), **number,
+                 column_config={"system": st.column_config.TextColumn("System"), **number,
+                                "passage chars": st.column_config.NumberColumn("Passage chars"),
                                 "failures": st.column_config.NumberColumn("Failures")})
-    wide = pd.DataFrame({MODE_LABELS[mode]: body["metrics"] for mode, body in report["modes"].items()})
+    wide = pd.DataFrame({MODE_LABELS.get(r.system, r.system): r.metrics for r in report.retrieval if r.split == split})
     st.bar_chart(wide, stack=False, horizontal=True, sort=False, height=320,
-                 color=[MODE_COLORS[mode] for mode in report["modes"]],
                  x_label="", y_label="mean over answerable questions")  # horizontal: y is the value axis
 
 
 ANSWER_LABELS = {
-    "abstained_when_unanswerable": "Abstains when the sources are silent",
-    "false_abstention": "Abstains on an answerable question",
-    "gold_evidence_quoted": "Quotes the gold evidence",
+    "answer@1": "First quote is the answer",
+    "evidence@any": "Quotes the gold evidence",
+    "abstain_on_topic": "Declines: detail not in the sources",
+    "abstain_off_topic": "Declines: off-topic",
+    "false_abstention": "Declines an answerable question",
+    "reasons_given": "Declines with a reason",
     "verbatim_quotes": "Quotes verbatim",
+    "non_content_quotes": "Non-content quotes",
 }
 
 
-def answers(report: dict) -> None:
-    section = report["answers"]
+def answers(report: EvalReport, split: str) -> None:
+    scores = report.answers_of(split)
+    if scores is None:
+        return
     st.subheader("Answers")
-    st.caption(f"{section['questions']} questions answered in {MODE_LABELS[section['mode']]} mode; an answer "
-               f"abstains when its best evidence scores below {section['threshold']:.2f}.")
-    columns = st.columns(len(ANSWER_METRICS))
-    for column, name in zip(columns, ANSWER_METRICS, strict=True):
-        column.metric(ANSWER_LABELS[name], f"{section['metrics'][name]:.0%}")
-    curve = pd.DataFrame(section["curve"]).set_index("threshold")
-    st.line_chart(curve.rename(columns=ANSWER_LABELS), height=260, x_label="abstention threshold",
-                  y_label="share of questions")
+    st.caption(f"{scores.questions} questions answered in {MODE_LABELS[report.answer_mode]} mode.")
+    for row in (ANSWER_METRICS[:4], ANSWER_METRICS[4:]):
+        for column, name in zip(st.columns(len(row)), row, strict=True):
+            value = scores.metrics[name]
+            column.metric(ANSWER_LABELS[name], f"{value:.0f}" if name == "non_content_quotes" else f"{value:.0%}")
+    declined = [{"id": r.question.id, "question": r.question.question, "reason": r.reason}
+                for r in scores.records if r.abstained]
+    if declined:
+        with st.expander(f"Declined questions and the reasons given ({len(declined)})"):
+            st.dataframe(pd.DataFrame(declined), hide_index=True)
 
 
-def failure_rows(body: dict) -> list[dict]:
+def failure_rows(body: list[dict]) -> list[dict]:
     rows = []
-    for row in body["failures"]:
+    for row in body:
         top = row["top"] or {}
         rows.append({
             "id": row["id"],
@@ -128,21 +142,21 @@ def failure_detail(row: dict) -> None:
             st.caption("Nothing was retrieved.")
 
 
-def failures(report: dict) -> None:
+def failures(report: EvalReport, split: str) -> None:
     st.subheader("Failures")
     st.caption("Answerable questions whose first hit holds none of the expected evidence. First relevant is "
-               f"the rank of the first hit that does (empty: not in the top {report['k']}). "
+               f"the rank of the first hit that does (empty: not in the top {report.k}). "
                "Select a row to compare the expected evidence with what was ranked first.")
-    modes = list(report["modes"])
-    tabs = st.tabs([f"{MODE_LABELS[m]} ({len(report['modes'][m]['failures'])})" for m in modes])
+    modes = [m for m in report.systems() if m in MODES]
+    tabs = st.tabs([f"{MODE_LABELS[m]} ({len(report.retrieval_of(m, split).failures)})" for m in modes])
     for tab, mode in zip(tabs, modes, strict=True):
-        body = report["modes"][mode]
+        body = [failure_row(f) for f in report.retrieval_of(mode, split).failures]
         with tab:
-            if not body["failures"]:
+            if not body:
                 st.success("No failures in this mode.", icon=":material/check_circle:")
                 continue
             event = st.dataframe(
-                pd.DataFrame(failure_rows(body)), hide_index=True, key=f"failures-{mode}", height=320,
+                pd.DataFrame(failure_rows(body)), hide_index=True, key=f"failures-{split}-{mode}", height=320,
                 on_select="rerun", selection_mode="single-row",
                 column_config={
                     "id": st.column_config.TextColumn("Id", width=60),
@@ -152,13 +166,14 @@ def failures(report: dict) -> None:
                     "first relevant": st.column_config.NumberColumn("First relevant", width=100),
                 })
             chosen = event.selection.rows[0] if event.selection.rows else 0
-            failure_detail(body["failures"][chosen])
+            failure_detail(body[chosen])
 
 
 st.set_page_config(layout="wide")
 st.title("Evaluation")
-st.caption(f"Retrieval quality on `{display_path(evaluation.DEFAULT_QUESTIONS)}`: each answerable question "
-           "names verbatim evidence, and a hit counts when it overlaps that evidence.")
+st.caption(f"Retrieval and answer quality on `{display_path(DEFAULT_QUESTIONS)}`: each answerable question names "
+           "verbatim evidence, and a hit counts when it overlaps that evidence. Reference recipes (1000-character "
+           "chunks) are scored beside the modes.")
 with st.form("eval"):
     left, right = st.columns([3, 2])
     modes = left.multiselect("Modes", MODES, default=list(MODES), format_func=MODE_LABELS.get)
@@ -170,14 +185,17 @@ if submitted:
     else:
         st.error("Choose at least one mode to evaluate.", icon=":material/error:")
 
-report = st.session_state.get("eval_report")
+report: EvalReport | None = st.session_state.get("eval_report")
 if report:
-    counts = report["questions"]
-    st.caption(f"{counts['answerable']} answerable questions ({counts['unanswerable']} unanswerable "
-               f"left out) · k = {report['k']} · run {shared.when_label(report['created_at'])}")
+    st.caption(f"k = {report.k} · run {shared.when_label(report.created_at)}")
     gate(report)
-    metrics(report)
-    answers(report)
-    failures(report)
-    st.download_button("Download the JSON report", json.dumps(report, indent=2, ensure_ascii=False),
+    for split, tab in zip(report.splits, st.tabs([f"{s} split" for s in report.splits]), strict=True):
+        with tab:
+            counts = report.counts[split]
+            st.caption(f"{counts['answerable']} answerable, {counts['on-topic']} on-topic and {counts['off-topic']} "
+                       "off-topic unanswerable questions")
+            metrics(report, split)
+            answers(report, split)
+            failures(report, split)
+    st.download_button("Download the JSON report", json.dumps(report.to_dict(), indent=2, ensure_ascii=False),
                        file_name="retrieval.json", mime="application/json", icon=":material/download:")

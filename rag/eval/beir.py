@@ -26,13 +26,14 @@ import numpy as np
 
 from rag.embedding import Embedder, encode_batched
 from rag.errors import RagError
+from rag.eval.metrics import BEIR_METRICS, rank_scores
 from rag.lexical import LexicalIndex
+from rag.modes import MODES, Mode
 from rag.retrieve import Candidates, convex_fusion
 from rag.vector_index import build_vector_index, search_vectors
 
 Progress = Callable[[int, int], None]
-METRICS = ("ndcg@10", "recall@100")
-MODES = ("dense", "bm25", "hybrid")
+METRICS = BEIR_METRICS
 DEPTH = 100  # candidates per retriever and ranked documents per query: recall@100 needs 100
 ENCODE_BATCH = 256  # texts per encode call; the model sorts each call by length, so bigger is faster
 
@@ -205,14 +206,12 @@ def _bm25_runs(dataset: BeirDataset) -> dict[str, Candidates]:
 
 def score_runs(dataset: BeirDataset, ranked: Mapping[str, Candidates]) -> dict[str, float]:
     """nDCG@10 and recall@100 (ranx) of per-query ``(row, score)`` lists."""
-    from ranx import Qrels, Run, evaluate
-
     run = {
         qid: {dataset.doc_ids[row]: score for row, score in ranked.get(qid, [])[:DEPTH]}
         for qid in dataset.queries
     }
-    scores = evaluate(Qrels(dataset.qrels), Run(run), list(METRICS), make_comparable=True)
-    return {name: round(float(scores[name]), 4) for name in METRICS}
+    means, _ = rank_scores(dataset.qrels, run, METRICS)
+    return {name: round(value, 4) for name, value in means.items()}
 
 
 def run_benchmark(
@@ -225,9 +224,7 @@ def run_benchmark(
 ) -> dict[str, dict[str, float]]:
     """Metrics per mode, with the seconds its retrieval took (corpus embedding included in dense;
     hybrid only fuses the other two lists, so its time is the fusion alone)."""
-    unknown = sorted(set(modes) - set(MODES))
-    if unknown:
-        raise RagError(f"unknown mode(s) {', '.join(map(repr, unknown))}; expected {', '.join(MODES)}")
+    modes = [Mode.parse(m) for m in modes]
     lists: dict[str, dict[str, Candidates]] = {}
     results: dict[str, dict[str, float]] = {}
     needed = set(modes) | ({"dense", "bm25"} if "hybrid" in modes else set())

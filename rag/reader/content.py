@@ -1,0 +1,84 @@
+"""Which sentences carry content: a quote must never be a caption, a citation line, a heading, a
+list stub, a lead-in or a sentence that only names a thing.
+
+Each rule looks at the sentence in its document, since the same words are a heading on a line of
+their own and a claim inside a paragraph. :func:`non_content_reason` is shared by the reader
+(which never quotes such text) and the eval (which counts any that slip through).
+"""
+
+from __future__ import annotations
+
+import re
+
+# "Title words (Liu et al., 2018)", "A Survey on ... . (Mehrabi et al., 2019)": a title and an
+# author-year, with no claim of its own.
+_CITATION_LINE = re.compile(
+    r"^[^\n]{8,200}?\.?\s*\((?:[A-Z][\w'’-]+(?:\s+(?:et al\.|and|&)\s*[A-Z]?[\w'’-]*)?),?\s+\d{4}[a-z]?\)\.?$")
+_FOOTNOTE = re.compile(r"↩")
+# "We call the resulting models InstructGPT.": the sentence only gives a name.
+_NAMING = re.compile(r"^(?:we|they|it|this|these)\s+(?:call|name|term|dub|refer to)\b[^,;]{0,60}\.$", re.I)
+_MIN_CONTENT_WORDS = 4  # "Helpful." and "Being large and general" are labels, not evidence
+_WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
+
+
+def paragraph_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """The blank-line-delimited paragraph holding ``text[start:end]``."""
+    before = text.rfind("\n\n", 0, start)
+    after = text.find("\n\n", end)
+    s = 0 if before < 0 else before + 2
+    e = len(text) if after < 0 else after
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    return s, e
+
+
+def _next_paragraph(text: str, end: int) -> str:
+    after = text.find("\n\n", end)
+    if after < 0:
+        return ""
+    s, e = paragraph_span(text, after + 2, after + 2)
+    return text[s:e]
+
+
+def is_citation_line(paragraph: str) -> bool:
+    flat = " ".join(paragraph.split())
+    return bool(_CITATION_LINE.match(flat)) or bool(_FOOTNOTE.search(flat) and len(flat) < 200)
+
+
+def _is_heading(text: str, start: int, end: int, paragraph: tuple[int, int]) -> bool:
+    """A line standing alone without closing punctuation, or a question standing alone (FAQ headings),
+    or a bold run-in heading (``**...**`` at the head of a list item)."""
+    sentence = text[start:end].strip()
+    if sentence.startswith("**") and sentence.endswith("**"):
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line = text[line_start:len(text) if line_end < 0 else line_end].strip()
+    alone = paragraph == (start, end) and line == sentence
+    return alone and (sentence.endswith("?") or not sentence.endswith((".", "!", ":", "”", '"')))
+
+
+def _is_caption_title(text: str, start: int, paragraph: tuple[int, int]) -> bool:
+    """The first sentence of a paragraph followed by a citation line is a figure's label."""
+    return start == paragraph[0] and is_citation_line(_next_paragraph(text, paragraph[1]))
+
+
+def non_content_reason(text: str, start: int, end: int) -> str | None:
+    """Why ``text[start:end]`` must not be quoted as an answer, or ``None`` when it is content."""
+    sentence = text[start:end].strip()
+    paragraph = paragraph_span(text, start, end)
+    if is_citation_line(text[paragraph[0]:paragraph[1]]):
+        return "citation line"
+    if _is_heading(text, start, end, paragraph):
+        return "heading"
+    if len(_WORD.findall(sentence)) < _MIN_CONTENT_WORDS:
+        return "list stub"
+    if _is_caption_title(text, start, paragraph):
+        return "figure caption"
+    if sentence.endswith(":"):
+        return "lead-in"
+    if _NAMING.match(sentence):
+        return "naming only"
+    return None

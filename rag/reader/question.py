@@ -1,0 +1,164 @@
+"""What a question asks: its terms (spelling corrected, acronyms expanded both ways), the sources
+it names, the kind of answer it expects, and its focus, the thing asked for."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rag.lexical import tokenize
+from rag.reader.lexicon import _WORD, LINKING_WORDS, Lexicon, acronym_key
+
+# Words that frame a question rather than say what it asks for: they never decide an abstention.
+FRAME_WORDS = frozenset([
+    "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "does", "do", "did", "is", "are",
+    "was", "were", "be", "been", "can", "could", "should", "would", "will", "may", "might", "shall", "much",
+    "many", "mean", "meaning", "stand", "stands", "use", "used", "using", "say", "says", "said", "tell",
+    "tells", "told", "describe", "described", "mention", "mentioned", "according", "paper", "papers", "post",
+    "page", "abstract", "survey", "work", "works", "author", "authors", "article", "blog", "text", "source",
+    "sources", "document", "idea", "main", "point", "points", "thing", "things", "kind", "type", "types",
+    "way", "ways", "part", "parts", "example", "examples", "like", "also", "really", "actually", "exactly",
+    "specifically", "hey", "hi", "please", "thanks", "know", "wonder", "wondering", "curious", "quick",
+    "question", "someone", "explain", "give", "get", "got",
+])
+ANSWER_TYPES = (
+    ("number", re.compile(r"\b(how (many|much|large|big|long|often)|what (number|percentage|share|size|"
+                          r"value|score|accuracy)|by how)\b", re.I)),
+    ("list", re.compile(r"\b(which|what) (two|three|four|five|\d)\b|\blist\b", re.I)),
+    ("person", re.compile(r"^\W*(who|whom)\b", re.I)),
+    ("date", re.compile(r"^\W*when\b|\b(what|which) (year|date)\b", re.I)),
+)
+_NUMBER = re.compile(r"\d")
+_MAX_EXPANSIONS = 3  # an initialism matching more word runs than this is too ambiguous to use
+
+
+@dataclass(frozen=True)
+class Focus:
+    """A question, analysed."""
+
+    question: str
+    corrected: str  # the question with misspelled words replaced by the corpus's nearest words
+    expansions: tuple[str, ...]  # acronyms' expansions and expansions' acronyms
+    terms: tuple[str, ...]  # stemmed content terms of the corrected question and its expansions
+    named: tuple[str, ...]  # ids of the sources the question names
+    name_terms: frozenset[str]  # stemmed terms and acronym keys that only serve to name a source
+    answer_type: str  # "number", "list", "person", "date" or ""
+    focus_words: tuple[str, ...]  # surface words of what is asked for (not frame words, not names)
+
+    @property
+    def search_text(self) -> str:
+        """What the retrievers see: the corrected question and the expansions of its acronyms."""
+        return " ".join([self.corrected, *self.expansions])
+
+    @property
+    def focus_terms(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t for w in self.focus_words for t in stems(w)))
+
+
+@lru_cache(maxsize=4096)
+def stems(text: str) -> tuple[str, ...]:
+    return tuple(tokenize([text])[0])
+
+
+def _edit_distance(a: str, b: str, bound: int) -> int:
+    """Levenshtein distance, or ``bound + 1`` as soon as it must exceed ``bound``."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > bound:
+            return bound + 1
+        previous = current
+    return previous[-1]
+
+
+def correct(word: str, vocabulary: Mapping[str, int], stopwords: frozenset[str]) -> str:
+    """The corpus content word nearest ``word`` (one edit under 7 letters, two from 7), else ``word``.
+    Stop words and frame words are never corrected, nor corrected to."""
+    lower = word.lower()
+    if len(lower) < 5 or not lower.isalpha() or lower in vocabulary or lower in FRAME_WORDS or lower in stopwords:
+        return word
+    bound = 1 if len(lower) < 7 else 2
+    best, best_distance, tied = word, bound + 1, False
+    for candidate in vocabulary:
+        if abs(len(candidate) - len(lower)) > bound or candidate in stopwords or candidate[0] != lower[0]:
+            continue
+        distance = _edit_distance(lower, candidate, bound)
+        if distance < best_distance:
+            best, best_distance, tied = candidate, distance, False
+        elif distance == best_distance and distance <= bound:
+            tied = tied or vocabulary[candidate] == vocabulary.get(best, 0)
+            if vocabulary[candidate] > vocabulary.get(best, 0):
+                best = candidate
+    return word if best_distance > bound or tied else best
+
+
+def expansions_of(words: Sequence[str], lexicon: Lexicon) -> list[str]:
+    """Expansions of the acronyms in ``words``, and the acronyms of expansions spelled out in them."""
+    found: list[str] = []
+    lowered = " ".join(w.lower() for w in words)
+    for word in words:
+        key = acronym_key(word)
+        looks_like = sum(c.isupper() for c in word) >= 2 or word.lower() not in lexicon.vocabulary
+        if key in lexicon.acronyms:
+            found += lexicon.acronyms[key]
+        elif looks_like and len(key) >= 3 and 0 < len(lexicon.initialisms.get(key, ())) <= _MAX_EXPANSIONS:
+            found += lexicon.initialisms[key]
+    for key, runs in lexicon.acronyms.items():
+        if any(run.lower() in lowered for run in runs):
+            found.append(lexicon.spellings.get(key, key))
+    return list(dict.fromkeys(found))
+
+
+def _alias_df(lexicon: Lexicon) -> dict[str, int]:
+    """In how many sources' names each stemmed term occurs: a term many share names none of them."""
+    counts: dict[str, int] = {}
+    for names in lexicon.aliases.values():
+        for term in {t for name in names for t in stems(name)}:
+            counts[term] = counts.get(term, 0) + 1
+    return counts
+
+
+def named_sources(words: Sequence[str], terms: set[str], lexicon: Lexicon) -> tuple[list[str], set[str]]:
+    """Sources the question names, and the terms and acronym keys that named them."""
+    keys = {acronym_key(w) for w in words}
+    shared = _alias_df(lexicon)
+    named, used = [], set()
+    for source_id, phrases in lexicon.aliases.items():
+        strong = {acronym_key(s) for s in lexicon.strong.get(source_id, ())} & keys
+        distinctive = {t for p in phrases for t in stems(p) if shared.get(t) == 1} & terms
+        if strong or len(distinctive) >= 2:
+            named.append(source_id)
+            used |= distinctive | strong
+    return named, used
+
+
+def answer_type(question: str) -> str:
+    return next((name for name, pattern in ANSWER_TYPES if pattern.search(question)), "")
+
+
+def analyse(question: str, lexicon: Lexicon, stopwords: frozenset[str]) -> Focus:
+    words = _WORD.findall(question)
+    corrected_words = [correct(w, lexicon.vocabulary, stopwords) for w in words]
+    corrected = question
+    for word, fixed in zip(words, corrected_words, strict=True):
+        if fixed != word:
+            corrected = re.sub(rf"\b{re.escape(word)}\b", fixed, corrected, count=1)
+    expansions = expansions_of(corrected_words, lexicon)
+    terms = [t for t in stems(" ".join([corrected, *expansions])) if t not in stopwords]
+    named, name_terms = named_sources(corrected_words, set(terms), lexicon)
+    focus_words = [w for w in corrected_words
+                   if w.lower() not in FRAME_WORDS and w.lower() not in LINKING_WORDS
+                   and stems(w) and acronym_key(w) not in name_terms and not set(stems(w)) <= name_terms
+                   and not set(stems(w)) <= stopwords]
+    return Focus(question, corrected, tuple(expansions), tuple(dict.fromkeys(terms)), tuple(named),
+                 frozenset(name_terms), answer_type(question), tuple(focus_words))
+
+
+def has_number(text: str) -> bool:
+    return bool(_NUMBER.search(text)) or bool(re.search(
+        r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty|thirty|forty|fifty|"
+        r"hundred|thousand|million|billion|dozens?|half|twice|double)\b", text, re.I))

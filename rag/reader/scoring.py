@@ -1,0 +1,117 @@
+"""Sentences of the top passages as answer candidates, each with the features the reader weighs.
+
+A candidate's score is ``cosine + sum(weight * feature)``; the weights live in
+:class:`rag.answer.AnswerSettings` and were chosen by cross-validation on the tuning split
+(``eval/tune_reader.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.embedding import Embedder
+from rag.lexical import LexicalIndex, tokenize
+from rag.reader.content import non_content_reason
+from rag.reader.question import Focus, has_number
+from rag.sentences import sentence_spans
+from rag.types import Document, Hit
+
+_LEADING_MARK = re.compile(r"^(?:[•*\-–]|\d+[.)])\s+")
+_LIST = re.compile(r",[^,]+(,|\band\b|\bor\b)")
+_YEAR = re.compile(r"\b(1[89]|20)\d\d\b")
+# Feature names, in the order of Candidate.features and of the weights that multiply them.
+FEATURES = ("coverage", "focus", "passage", "named", "answer_type")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a retrieved passage, scored against the question."""
+
+    hit: Hit
+    document: Document
+    start: int
+    end: int
+    cosine: float
+    features: tuple[float, ...]  # see FEATURES
+    support: float  # evidence strength of the sentence alone (drives abstention)
+    score: float  # what orders the quotes
+
+    @property
+    def text(self) -> str:
+        return self.document.text[self.start:self.end]
+
+
+def _leading_marker_end(text: str, start: int, end: int) -> int:
+    """Skip a list marker so a quote starts at the sentence's first word."""
+    match = _LEADING_MARK.match(text[start:end])
+    return start + match.end() if match else start
+
+
+def sentence_spans_of(hits: Sequence[Hit], documents: Callable[[str], Document], passages: int,
+                      min_chars: int) -> list[tuple[Hit, Document, int, int]]:
+    """Content sentences of the top passages, deduplicated across overlapping chunks."""
+    seen: set[tuple[str, int]] = set()
+    found = []
+    for hit in hits[:passages]:
+        document = documents(hit.chunk.doc_id)
+        for start, end in sentence_spans(document.text, hit.chunk.start, hit.chunk.end):
+            start = _leading_marker_end(document.text, start, end)
+            if end - start < min_chars or (document.id, start) in seen:
+                continue
+            seen.add((document.id, start))
+            if non_content_reason(document.text, start, end) is None:
+                found.append((hit, document, start, end))
+    return found
+
+
+def weighted_coverage(terms: Sequence[str], weights: Sequence[float], present: set[str]) -> float:
+    """Share of the terms' IDF mass that ``present`` holds."""
+    total = sum(weights)
+    return sum(w for t, w in zip(terms, weights, strict=True) if t in present) / total if total else 0.0
+
+
+def type_match(answer_type: str, sentence: str) -> float:
+    if answer_type == "number":
+        return float(has_number(sentence))
+    if answer_type == "list":
+        return float(bool(_LIST.search(sentence)))
+    if answer_type == "date":
+        return float(bool(_YEAR.search(sentence)))
+    return 0.0
+
+
+def named_match(focus: Focus, document: Document, sentence: str) -> float:
+    """1 when the sentence's source is one the question names."""
+    return float(document.id in focus.named)
+
+
+def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str], Document],
+                     embedder: Embedder, lexical: LexicalIndex, settings) -> tuple[list[Candidate], np.ndarray]:
+    """Candidates best first by score, and their embeddings in the same order."""
+    found = sentence_spans_of(hits, documents, settings.passages, settings.min_sentence_chars)
+    if not found:
+        return [], np.zeros((0, embedder.dimension), dtype=np.float32)
+    texts = [document.text[s:e] for _, document, s, e in found]
+    vectors = embedder.encode([focus.search_text, *texts])
+    cosines = vectors[1:] @ vectors[0]
+    weights = lexical.idf(list(focus.terms))
+    focus_weights = lexical.idf(list(focus.focus_terms))
+    top = max((hit.score for hit in hits), default=0.0)
+    # Scaled by the best passage so the prior lies in [0, 1] whatever the mode's score range.
+    prior = {hit.rank: max(hit.score, 0.0) / top if top > 0 else 0.0 for hit in hits}
+    w = np.asarray(settings.feature_weights)
+    candidates = []
+    for (hit, document, s, e), cosine, text in zip(found, cosines, texts, strict=True):
+        present = set(tokenize([text])[0])
+        coverage = weighted_coverage(focus.terms, weights, present)
+        features = (coverage, weighted_coverage(focus.focus_terms, focus_weights, present), prior[hit.rank],
+                    named_match(focus, document, text), type_match(focus.answer_type, text))
+        support = float(cosine) + settings.coverage_weight * coverage
+        score = float(cosine) + float(w @ np.asarray(features))
+        candidates.append(Candidate(hit, document, s, e, float(cosine), features, support, score))
+    order = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
+    return [candidates[i] for i in order], vectors[1:][order]

@@ -1,0 +1,107 @@
+"""The reader's parts without a model: non-content sentences, the corpus lexicon (acronyms, source
+names), question analysis and the reasons given for declining."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.corpus import load_corpus
+from rag.reader.abstain import absent_reason
+from rag.reader.analyser import QuestionAnalyser
+from rag.reader.content import non_content_reason
+from rag.reader.lexicon import Lexicon, acronym_key, mine_lexicon
+from rag.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def documents():
+    settings = Settings()
+    return {d.id: d for d in load_corpus(settings.corpus_dir, settings.max_upload_bytes)}
+
+
+@pytest.fixture(scope="module")
+def analyser(documents):
+    return QuestionAnalyser(mine_lexicon(documents.values()))
+
+
+def reason_in(document, sentence: str) -> str | None:
+    start = document.text.index(sentence)
+    return non_content_reason(document.text, start, start + len(sentence))
+
+
+@pytest.mark.parametrize(("sentence", "reason"), [
+    ("Training language models to follow instructions with human feedback (Ouyang et al., 2022)", "citation line"),
+    ("A Survey on Bias and Fairness in Machine Learning. (Mehrabi et al., 2019)", "citation line"),
+    ("Architecture of the MT-DNN model for representation learning.", "figure caption"),
+    ("Examples of bias definitions placed in the data, algorithm, and user interaction feedback loop.",
+     "figure caption"),
+    ("Is bigger always better?", "heading"),
+    ("Generality VS Efficiency", "heading"),
+    ("Helpful.", "list stub"),
+    ("The development of LLMs can be approached in two directions:", "lead-in"),
+    ("The lower layers are shared across all tasks, while the top layers are task-specific.", None),
+    ("3H standards are Helpful, Harmless and Honest.", None),
+])
+def test_non_content_sentences_of_the_faq_page_are_named(documents, sentence, reason):
+    assert reason_in(documents["llm-faq-page"], sentence) == reason
+
+
+def test_a_coined_name_is_not_content_but_the_sentence_that_answers_is(documents):
+    instructgpt = documents["ouyang2022-instructgpt"]
+    assert reason_in(instructgpt, "We call the resulting models InstructGPT.") == "naming only"
+    assert reason_in(instructgpt, "We then collect a dataset of rankings of model outputs, which we use to "
+                                  "further fine-tune this supervised model using reinforcement learning from "
+                                  "human feedback.") is None
+
+
+def test_acronyms_defined_in_the_corpus_and_spelled_out_ones_are_mined(documents):
+    lexicon = mine_lexicon(documents.values())
+    assert lexicon.acronyms["mtdnn"] == ("Multi-Task Deep Neural Network",)
+    assert lexicon.spellings["mtdnn"] == "MT-DNN"
+    assert lexicon.acronyms["nlu"] == ("natural language understanding",)
+    # RLHF is never written in the corpus; its words are, and their initials spell it.
+    assert lexicon.initialisms["rlhf"] == ("reinforcement learning from human feedback",)
+    assert Lexicon.from_json(lexicon.to_json()) == lexicon
+    assert [acronym_key(w) for w in ("MT-DNN", "LLMs", "Anthropic's", "RLHF")] == ["mtdnn", "llm", "anthropic",
+                                                                                    "rlhf"]
+
+
+def test_source_names_come_from_metadata_and_the_text(documents):
+    lexicon = mine_lexicon(documents.values())
+    assert {"InstructGPT", "Ouyang", "instructgpt"} <= set(lexicon.strong["ouyang2022-instructgpt"])
+    assert "Anthropic" in lexicon.strong["anthropic2023-core-views"]
+    assert "A General Language Assistant" in lexicon.aliases["askell2021-general-language-assistant"]
+    assert lexicon.strong["llm-faq-page"] == ()  # "AI Alignment site team (...)" is not a surname
+
+
+@pytest.mark.parametrize(("question", "named"), [
+    ("What is RLHF and how was it used for InstructGPT?", ("ouyang2022-instructgpt",)),
+    ("Which three training objectives were compared in the general language assistant paper?",
+     ("askell2021-general-language-assistant",)),
+    ("what does Anthropic's post say about scaling laws", ("anthropic2023-core-views",)),
+    ("what sources of bias does the bias survey list", ("mehrabi2019-bias-fairness-survey",)),
+    ("Which part of the MT-DNN network is common to every task?", ("liu2019-mtdnn",)),
+    ("what do machine learning models learn", ()),  # words several titles share name no source
+])
+def test_questions_naming_a_work_are_recognised(analyser, question, named):
+    assert analyser.analyse(question).named == named
+
+
+def test_acronyms_expand_misspellings_are_corrected_and_answer_types_read(analyser):
+    rlhf = analyser.analyse("What is RLHF and how was it used for InstructGPT?")
+    assert rlhf.expansions == ("reinforcement learning from human feedback",)
+    assert "reinforcement learning from human feedback" in rlhf.search_text
+    spelled = analyser.analyse("how much did preferance model pretraining improve sample efficency")
+    assert spelled.corrected == "how much did preference model pretraining improve sample efficiency"
+    assert spelled.answer_type == "number"
+    assert analyser.analyse("what does the AI do when more info is needed").corrected == \
+        "what does the AI do when more info is needed"  # "info" is not corrected to "into"
+    assert analyser.analyse("Which three objectives were compared?").answer_type == "list"
+    assert analyser.analyse("Who funded it?").answer_type == "person"
+
+
+def test_the_reason_quotes_the_missing_words_and_what_they_belong_to(analyser):
+    focus = analyser.analyse("What learning rate was used for the PPO stage of InstructGPT?")
+    assert absent_reason(focus, ["rate"]) == "The sources do not mention “learning rate” for PPO."
+    focus = analyser.analyse("How many GPUs were used to train MT-DNN?")
+    assert absent_reason(focus, ["gpus"]) == "The sources do not mention “GPUs” for MT-DNN."
