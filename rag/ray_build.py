@@ -4,8 +4,8 @@ Only the embedding fans out: chunking, the chunk store, BM25 and the generation 
 the build process, so the output is the same generation (same manifest, same checksums) as a
 local build, and a build killed at any instant leaves the served generation untouched.
 
-``settings.ray`` picks the cluster: ``local`` starts a private Ray on this machine (loopback
-only, no dashboard, a small object store, its own temp folder) and stops it afterwards; any
+``settings.ray`` picks the cluster: ``local`` starts a private Ray on this machine (no dashboard,
+a small object store, its own temp folder, no usage reporting) and stops it afterwards; any
 other value is an address to join (``ray://head:10001`` or ``head:6379``), whose nodes need this
 package and the model installed.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -27,9 +28,11 @@ from rag.settings import Settings
 
 Progress = Callable[[int, int], None]
 LOCAL = "local"
-# Rows per Ray Data block: several batches per task keeps scheduling overhead small, many blocks
-# keep every replica busy and the progress bar moving.
+# Rows per Ray Data block: at most this many, so a task is several batches (little scheduling
+# overhead) and results stream back steadily; at least BLOCKS_PER_WORKER blocks per replica, so
+# a small build still keeps every replica busy.
 BLOCK_ROWS = 1024
+BLOCKS_PER_WORKER = 4
 
 
 class EmbedReplica:
@@ -69,8 +72,10 @@ def ray_cluster(address: str, object_store_mb: int) -> Iterator[None]:
         # Usage statistics would try to reach the internet; this machine has none to offer.
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         with tempfile.TemporaryDirectory(prefix="rag-ray-") as temp:  # not /tmp/ray: other users' Ray
+            # Ray's processes listen on the node's address (it rewrites 127.0.0.1 to it, by design for
+            # clusters); Ray 2.60 guards them with a per-cluster token, and this one lives for one build.
             ray.init(address="local", num_cpus=os.cpu_count(), object_store_memory=object_store_mb << 20,
-                     _node_ip_address="127.0.0.1", _temp_dir=temp, **quiet)
+                     _temp_dir=temp, **quiet)
             try:
                 yield
             finally:
@@ -87,12 +92,24 @@ def ray_cluster(address: str, object_store_mb: int) -> Iterator[None]:
         ray.shutdown()
 
 
-def _blocks(texts: Sequence[str]):
+def _blocks(texts: Sequence[str], workers: int, batch_size: int):
+    """The texts with their rows as Arrow tables, one per Ray Data block."""
     import pyarrow as pa
 
-    return [pa.table({"row": np.arange(start, min(start + BLOCK_ROWS, len(texts)), dtype=np.int64),
-                      "text": pa.array(texts[start : start + BLOCK_ROWS], type=pa.string())})
-            for start in range(0, len(texts), BLOCK_ROWS)]
+    per_block = math.ceil(len(texts) / (workers * BLOCKS_PER_WORKER))
+    size = max(batch_size, min(BLOCK_ROWS, math.ceil(per_block / batch_size) * batch_size))
+    return [pa.table({"row": np.arange(start, min(start + size, len(texts)), dtype=np.int64),
+                      "text": pa.array(texts[start : start + size], type=pa.string())})
+            for start in range(0, len(texts), size)]
+
+
+def _quiet_data_context() -> None:
+    """No progress bars or periodic progress logs from Ray Data: the build has its own bar."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
 
 
 def embed_on_ray(texts: Sequence[str], embedder: Embedder, settings: Settings,
@@ -102,13 +119,19 @@ def embed_on_ray(texts: Sequence[str], embedder: Embedder, settings: Settings,
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     if not texts:
         return vectors
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise SettingsError("Ray builds need the scale extra: pip install -e '.[scale]'") from None
 
     with ray_cluster(settings.ray, settings.ray_object_store_mb):
         workers = settings.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        dataset = ray.data.from_arrow(_blocks(texts)).map_batches(
+        _quiet_data_context()
+        dataset = ray.data.from_arrow(_blocks(texts, workers, settings.batch_size)).map_batches(
             EmbedReplica, fn_constructor_args=(replica_factory(embedder, settings),),
-            batch_size=settings.batch_size, batch_format="numpy", concurrency=workers, num_cpus=1,
+            batch_size=settings.batch_size, batch_format="numpy", num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            max_restarts=0,  # a replica that dies fails the build (the served index is untouched) rather than retry
         )
         done = 0
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):

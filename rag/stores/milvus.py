@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from rag.errors import IndexStateError, RagError, StoreUnavailableError
+from rag.errors import IndexStateError, RagError, SettingsError, StoreUnavailableError
 from rag.lexical import BM25_K1, tokenize
 from rag.stores import Candidates
 from rag.vector_index import ivf_cells, ivf_probes
@@ -83,12 +83,11 @@ class MilvusConnection:
 
 
 def _client(uri: str, timeout: float):
-    from pymilvus import MilvusClient
-
-    client = MilvusClient(uri=uri, timeout=timeout)
-    if uri.endswith(".db") and client is None:  # pragma: no cover - pymilvus raises first
-        raise StoreUnavailableError(f"Milvus Lite could not open {uri}")
-    return client
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise SettingsError("the Milvus store needs the scale extra: pip install -e '.[scale]'") from None
+    return MilvusClient(uri=uri, timeout=timeout)
 
 
 def _row(hit: Any) -> int:
