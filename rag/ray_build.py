@@ -69,9 +69,14 @@ def ray_cluster(address: str, object_store_mb: int) -> Iterator[None]:
         return
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if address == LOCAL:
-        # Usage statistics would try to reach the internet; this machine has none to offer.
+        # Read by the Ray processes started below: no usage statistics (they would try to reach
+        # the internet), and replicas at the build's own priority: Ray renices workers to 15 by
+        # default, which on a busy shared machine starved them (172 s to the first batch).
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        with tempfile.TemporaryDirectory(prefix="rag-ray-") as temp:  # not /tmp/ray: other users' Ray
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        # Its own folder, not /tmp/ray (another user's Ray), and short: Ray puts Unix sockets in it,
+        # whose paths may not pass 107 bytes (a deep $TMPDIR failed the start).
+        with tempfile.TemporaryDirectory(prefix="rag-ray-", dir="/tmp" if os.path.isdir("/tmp") else None) as temp:
             # Ray's processes listen on the node's address (it rewrites 127.0.0.1 to it, by design for
             # clusters); Ray 2.60 guards them with a per-cluster token, and this one lives for one build.
             ray.init(address="local", num_cpus=os.cpu_count(), object_store_memory=object_store_mb << 20,
@@ -131,7 +136,6 @@ def embed_on_ray(texts: Sequence[str], embedder: Embedder, settings: Settings,
             EmbedReplica, fn_constructor_args=(replica_factory(embedder, settings),),
             batch_size=settings.batch_size, batch_format="numpy", num_cpus=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
-            max_restarts=0,  # a replica that dies fails the build (the served index is untouched) rather than retry
         )
         done = 0
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
