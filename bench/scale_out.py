@@ -55,8 +55,8 @@ def _recorder() -> tuple[list[tuple[float, int]], object]:
 
 def measure_builds(docs: int, workers: int, work: Path) -> dict:
     from rag.build import build_index
+    from rag.embedding import load_embedder
     from rag.ray_build import ray_cluster
-    from rag.session import load_embedder
     from rag.settings import Settings
 
     corpus = write_scifact_subset(work / "corpus", docs)

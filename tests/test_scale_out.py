@@ -17,14 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.session
+from rag.assistant import Assistant
 from rag.build import build_index
+from rag.embedding import load_embedder
 from rag.evaluation import DEFAULT_QUESTIONS, evaluate_session, load_questions
 from rag.index_store import current_generation, load_vectors, open_index
-from rag.retrieve import Retriever
-from rag.session import Session
 from rag.settings import REPO_ROOT, Settings
-from rag.stores.local import LocalStore
 from rag.stores.milvus import MilvusStore
 
 pytestmark = pytest.mark.slow
@@ -33,26 +31,34 @@ ADDED_LATER = "liu2019-mtdnn"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """(local settings, Ray settings, embedder, Ray reports): one corpus, built locally and on Ray."""
+def local_build(tmp_path_factory):
+    """(settings, embedder): the project corpus built in this process with the real model."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")
         root = tmp_path_factory.mktemp("scale")
         corpus = Path(shutil.copytree(REPO_ROOT / "corpus", root / "corpus"))
         local = Settings(corpus_dir=corpus, index_dir=root / "local")
-        embedder = rag.session.load_embedder(local)
+        embedder = load_embedder(local)
         build_index(local, embedder)
-        # The Ray build starts without one source and adds it in a second, incremental build.
-        ray_corpus = Path(shutil.copytree(corpus, root / "ray-corpus"))
-        held_back = ray_corpus / f"{ADDED_LATER}.md"
-        kept = held_back.read_text(encoding="utf-8")
-        held_back.unlink()
-        on_ray = local.replace(corpus_dir=ray_corpus, index_dir=root / "ray", ray="local", ray_workers=2,
-                               ray_object_store_mb=128)
-        first = build_index(on_ray, embedder)
-        held_back.write_text(kept, encoding="utf-8")
-        second = build_index(on_ray, embedder)
-        yield local, on_ray, embedder, (first, second)
+        yield local, embedder
+
+
+@pytest.fixture(scope="module")
+def built(local_build, tmp_path_factory):
+    """(local settings, Ray settings, embedder, Ray reports): the same corpus also built on Ray."""
+    local, embedder = local_build
+    root = tmp_path_factory.mktemp("ray")
+    # The Ray build starts without one source and adds it in a second, incremental build.
+    ray_corpus = Path(shutil.copytree(local.corpus_dir, root / "ray-corpus"))
+    held_back = ray_corpus / f"{ADDED_LATER}.md"
+    kept = held_back.read_text(encoding="utf-8")
+    held_back.unlink()
+    on_ray = local.replace(corpus_dir=ray_corpus, index_dir=root / "ray", ray="local", ray_workers=2,
+                           ray_object_store_mb=128)
+    first = build_index(on_ray, embedder)
+    held_back.write_text(kept, encoding="utf-8")
+    second = build_index(on_ray, embedder)
+    return local, on_ray, embedder, (first, second)
 
 
 def _opened(settings: Settings, embedder):
@@ -96,17 +102,12 @@ def test_the_eval_metrics_are_the_same_on_milvus(built, tmp_path):
     milvus = on_ray.replace(ray="", store="milvus", milvus_uri=str(tmp_path / "milvus.db"))
     report = build_index(milvus, embedder)  # publishes the served generation without embedding
     assert report.chunks_embedded == 0
-    index = _opened(milvus, embedder)
-    store = MilvusStore.open(milvus, index)
     questions = load_questions(DEFAULT_QUESTIONS)
-    try:
-        results = {}
-        for name, searcher in (("local", LocalStore(index)), ("milvus", store)):
-            session = Session(milvus, embedder, index, Retriever(index, embedder, searcher))
-            results[name] = {r.mode: r.metrics for r in evaluate_session(session, questions)}
-    finally:
-        store.close()
-        index.store.close()
+    results = {}
+    for settings in (milvus.replace(store="local"), milvus):
+        assistant = Assistant(settings, embedder)
+        results[settings.store] = {r.mode: r.metrics for r in evaluate_session(assistant, questions)}
+        assert isinstance(assistant._retriever().store, MilvusStore) == (settings.store == "milvus")
     assert set(results["milvus"]) == {"dense", "bm25", "hybrid"}
     for mode, metrics in results["local"].items():
         assert metrics.keys() == results["milvus"][mode].keys()
@@ -134,8 +135,8 @@ def _embedding_started(session_id: int) -> bool:
     return False
 
 
-def test_killing_a_ray_build_midway_leaves_the_served_generation(built, tmp_path):
-    local, _, embedder, _ = built
+def test_killing_a_ray_build_midway_leaves_the_served_generation(local_build, tmp_path):
+    local, embedder = local_build
     index_dir = tmp_path / "index"
     shutil.copytree(local.index_dir, index_dir, ignore=shutil.ignore_patterns(".build.lock"))
     served = current_generation(index_dir).name

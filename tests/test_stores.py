@@ -86,14 +86,14 @@ sys.path.insert(0, {str(REPO / "tests")!r})
 from pathlib import Path
 from conftest import TINY_SOURCES, KeywordEmbedder
 from rag.settings import Settings
-from rag.session import open_session
+from rag.assistant import RequestOptions, open_assistant
 corpus = Path({str(tmp_path / "corpus")!r}); corpus.mkdir()
 for name, text in TINY_SOURCES.items():
     (corpus / name).write_text(text, encoding="utf-8")
 settings = Settings(corpus_dir=corpus, index_dir=Path({str(tmp_path / "index")!r}), model_name="fake-keyword")
-session, _ = open_session(settings, KeywordEmbedder())
-assert session.search("when do cats hunt", mode="hybrid")
-session.ask("when do cats hunt")
+assistant, _ = open_assistant(settings, KeywordEmbedder())
+assert assistant.search("when do cats hunt", RequestOptions(mode="hybrid"))
+assistant.ask("when do cats hunt")
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("ray", "pymilvus", "milvus_lite")))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
