@@ -243,3 +243,22 @@ def test_a_generation_missing_from_milvus_says_to_rebuild(settings, milvus_setti
     finally:
         index.store.close()
 
+
+
+def test_a_milvus_lite_file_held_by_another_process_is_one_line(settings, embedder, milvus_settings):
+    build_index(settings, embedder)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; "
+                               f"MilvusClient({milvus_settings.milvus_uri!r}); print('held', flush=True); "
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        index = open_index(settings.index_dir, embedder.name, embedder.dimension)
+        try:
+            with pytest.raises(StoreUnavailableError, match=r"^Milvus Lite cannot open .*milvus\.db: another process "
+                                                            r"may hold it .* set RAG_MILVUS_URI=http://127\.0\.0\.1:19530$"):
+                open_store(milvus_settings, index)
+        finally:
+            index.store.close()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -64,7 +64,16 @@ class MilvusConnection:
     def __init__(self, uri: str, timeout: float) -> None:
         self.uri = uri
         self.timeout = timeout
-        self.client = self.call("connect", lambda: _client(uri, timeout))
+        try:
+            self.client = self.call("connect", lambda: _client(uri, timeout))
+        except StoreUnavailableError:
+            if not uri.endswith(".db"):
+                raise
+            # Milvus Lite locks its file to one process: the usual cause is a server or build holding it.
+            raise StoreUnavailableError(
+                f"Milvus Lite cannot open {uri}: another process may hold it (Milvus Lite serves one process per "
+                f"file); stop that process, or serve the file with `milvus-lite server --data-dir {uri} --host "
+                "127.0.0.1` and set RAG_MILVUS_URI=http://127.0.0.1:19530") from None
 
     def call(self, what: str, action: Callable[[], T]) -> T:
         try:
