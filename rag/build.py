@@ -49,10 +49,12 @@ class BuildReport:
     seconds: float
     generation: str
     skipped: tuple[Skipped, ...] = ()  # files in the corpus folder not indexed, with the reason
+    # No source changed, yet a generation was written (a store backend lacked it, or skips changed).
+    republished: bool = False
 
     @property
     def did_nothing(self) -> bool:
-        return not (self.added or self.changed or self.removed)
+        return not (self.added or self.changed or self.removed or self.republished)
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -137,7 +139,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
                          [lexical_text(c, by_id[c.doc_id]) for c in chunks], publisher)
         folder = current_generation(settings.index_dir)
         return BuildReport(added, changed, removed, unchanged, embedded, len(chunks),
-                           time.perf_counter() - began, folder.name if folder else "", skipped)
+                           time.perf_counter() - began, folder.name if folder else "", skipped,
+                           republished=bool(previous) and not (added or changed or removed))
 
 
 def _no_sources(corpus_dir: Path, skipped: tuple[Skipped, ...]) -> str:

@@ -131,6 +131,7 @@ def test_switching_a_local_index_to_milvus_publishes_it_without_embedding(settin
     calls = embedder.embedded
     report = build_index(milvus_settings, embedder)
     assert (report.chunks_embedded, embedder.embedded) == (0, calls)
+    assert report.republished and not report.did_nothing and not local.republished
     assert report.generation != local.generation
     assert served(milvus_settings) == collection_name("rag", report.generation)
     index = open_index(settings.index_dir, embedder.name, embedder.dimension)
