@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from corpora import SCIFACT
-from harness import offline_env, summary_ms, table, timed, write_result
+from harness import RESULTS_DIR, offline_env, summary_ms, table, timed, write_result
 from synthetic import synthetic_documents
 
 QUERIES = 200
@@ -154,13 +154,21 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=250, help="SciFact abstracts to build (default 250)")
     parser.add_argument("--workers", type=int, default=2, help="Ray replicas (default 2, one per core here)")
     parser.add_argument("--rows", type=int, default=50_000, help="chunks in the search comparison (default 50k)")
+    parser.add_argument("--skip-builds", action="store_true",
+                        help="keep the build figures of bench/results/scale_out.json, measure search only")
     args = parser.parse_args()
     offline_env()
     work = Path(tempfile.mkdtemp(prefix="rag-scale-out-"))
+    saved = RESULTS_DIR / "scale_out.json"
+    payload = ({k: v for k, v in json.loads(saved.read_text()).items() if k in ("docs", "workers", "builds")}
+               if args.skip_builds else {})
     try:
-        builds = measure_builds(args.docs, args.workers, work / "build")
+        if not args.skip_builds:
+            payload = {"docs": args.docs, "workers": args.workers,
+                       "builds": measure_builds(args.docs, args.workers, work / "build")}
+            write_result("scale_out", payload)  # kept even if the search part is stopped
         print(table("Build: the same corpus locally and through a local Ray",
-                    [{"path": k, **v} for k, v in builds.items()],
+                    [{"path": k, **v} for k, v in payload["builds"].items()],
                     ["path", "chunks", "build_s", "chunks_per_s", "ray_start_s", "to_first_batch_s",
                      "steady_chunks_per_s", "with_start_chunks_per_s"]))
         (work / "search").mkdir()
@@ -169,8 +177,7 @@ def main() -> None:
                     [{"store": k, **v} for k, v in search.items()],
                     ["store", "index", "build_s", "dense_p50_ms", "dense_p95_ms", "recall@10", "bm25_p50_ms",
                      "bm25_p95_ms", "bm25_top10_overlap", "bm25_top10_same_scores"]))
-        path = write_result("scale_out", {"docs": args.docs, "workers": args.workers, "builds": builds,
-                                          "search": search})
+        path = write_result("scale_out", {**payload, "search": search})
         print(f"wrote {path}", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -238,7 +238,7 @@ def test_a_generation_missing_from_milvus_says_to_rebuild(settings, milvus_setti
     build_index(settings, embedder)
     index = open_index(settings.index_dir, embedder.name, embedder.dimension)
     try:
-        with pytest.raises(IndexStateError, match=r"has no collection for the served generation gen-\d+; "
+        with pytest.raises(IndexStateError, match=r"has no collection for the served generation gen-[0-9a-f-]+; "
                                                   r"run `rag build` with RAG_STORE=milvus"):
             open_store(milvus_settings, index)
     finally:
