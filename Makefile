@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,serve]'
+	$(PY) -m pip install --quiet torch==2.13.0 -e '.[dev,serve,scale]'
 	touch $(STAMP)
 
 index: $(STAMP)

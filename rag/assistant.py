@@ -28,6 +28,7 @@ from rag.index_store import Index, check_compatible, current_generation, open_in
 from rag.modes import MODES
 from rag.retrieve import Retriever, SearchRequest, validate_question
 from rag.settings import Settings
+from rag.stores import SearchStore, open_store
 from rag.types import Answer, Document, Hit
 
 
@@ -129,9 +130,11 @@ class Assistant:
     embedder_given: Embedder | None = None
     _embedder: Embedder | None = field(default=None, init=False, repr=False)
     _index: Index | None = field(default=None, init=False, repr=False)
+    _store: tuple[str, SearchStore] | None = field(default=None, init=False, repr=False)  # (generation, store)
     _loading: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _writing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _storing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # ------------------------------------------------------------ model and index
 
@@ -187,7 +190,18 @@ class Assistant:
         index = self._served()
         check_compatible(index.manifest, self.embedder.name, self.embedder.dimension)
         embedding.check_same_weights(index.manifest.encoder, self.embedder)
-        return Retriever(index, self.embedder)
+        return Retriever(index, self.embedder, store=self._store_of(index))
+
+    def _store_of(self, index: Index) -> SearchStore:
+        """The configured store (``settings.store``) over ``index``, opened once per served
+        generation: a Milvus store holds a connection."""
+        with self._storing:
+            if self._store is not None and self._store[0] == index.generation:
+                return self._store[1]
+            store = open_store(self.settings, index)
+            if index is self._index:  # a request still on the previous generation does not evict the new one
+                self._store = (index.generation, store)
+            return store
 
     def warm_up(self) -> None:
         """Load the model and open the index now, so that the first request does not wait for them."""

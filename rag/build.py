@@ -32,6 +32,7 @@ from rag.loaders import LOADERS
 from rag.reader.lexicon import LEXICON_FILE, mine_lexicon
 from rag.settings import Settings
 from rag.store import ChunkStore
+from rag.stores import generation_publisher
 from rag.types import Chunk, Document
 from rag.vector_index import choose_index_kind
 
@@ -49,10 +50,12 @@ class BuildReport:
     seconds: float
     generation: str
     skipped: tuple[Skipped, ...] = ()  # files in the corpus folder not indexed, with the reason
+    # No source changed, yet a generation was written (a store backend lacked it, or skips changed).
+    republished: bool = False
 
     @property
     def did_nothing(self) -> bool:
-        return not (self.added or self.changed or self.removed)
+        return not (self.added or self.changed or self.removed or self.republished)
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -64,6 +67,15 @@ def embedding_text(chunk: Chunk) -> str:
 def lexical_text(chunk: Chunk, document: Document) -> str:
     """What BM25 sees: title and section words are repeated into the field to weigh them."""
     return "\n".join([document.title, *chunk.section, chunk.text])
+
+
+def embed_texts(texts: list[str], embedder: Embedder, settings: Settings, progress: Progress | None) -> np.ndarray:
+    """The new chunks' vectors: in this process, or on Ray when ``settings.ray`` names a cluster."""
+    if settings.ray:
+        from rag.ray_build import embed_on_ray  # Ray is an optional extra: imported only when asked
+
+        return embed_on_ray(texts, embedder, settings, progress)
+    return encode_batched(embedder, texts, settings.batch_size, progress)
 
 
 def chunker_settings(settings: Settings) -> ChunkerSettings:
@@ -89,7 +101,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
                 force: bool = False) -> BuildReport:
     """Bring the index in line with the corpus folder; a no-op when nothing changed."""
     began = time.perf_counter()
-    with build_lock(settings.index_dir):
+    with build_lock(settings.index_dir), generation_publisher(settings) as publisher:
         remove_orphans(settings.index_dir)  # safe only under the lock: no live build is writing
         scan = scan_corpus(settings.corpus_dir, settings.max_upload_bytes)
         documents, skipped = list(scan.documents), scan.skipped
@@ -103,7 +115,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         unchanged = tuple(d.id for d in documents if d.id in old_entries and old_entries[d.id].hash == hashes[d.id])
         removed = tuple(sorted(set(old_entries) - set(hashes)))
         skipped_reasons = {s.file: s.reason for s in skipped}
-        if previous and not (added or changed or removed) and previous[1].skipped == skipped_reasons:
+        # A backend that lacks the served generation (store just switched to Milvus) gets it written.
+        if (previous and not (added or changed or removed) and previous[1].skipped == skipped_reasons
+                and (not publisher or publisher.ready(previous[0].name))):
             return BuildReport(added, changed, removed, unchanged, 0, previous[1].chunk_count,
                                time.perf_counter() - began, previous[0].name, skipped)
 
@@ -126,10 +140,12 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         by_id = {d.id: d for d in documents}
         write_generation(settings.index_dir, manifest, documents, chunks, vectors,
                          [lexical_text(c, by_id[c.doc_id]) for c in chunks],
-                         {LEXICON_FILE: mine_lexicon(documents).to_json()})  # acronyms, source names
+                         {LEXICON_FILE: mine_lexicon(documents).to_json()},  # acronyms, source names
+                         publisher)
         folder = current_generation(settings.index_dir)
         return BuildReport(added, changed, removed, unchanged, embedded, len(chunks),
-                           time.perf_counter() - began, folder.name if folder else "", skipped)
+                           time.perf_counter() - began, folder.name if folder else "", skipped,
+                           republished=bool(previous) and not (added or changed or removed))
 
 
 def _no_sources(corpus_dir: Path, skipped: tuple[Skipped, ...]) -> str:
@@ -163,7 +179,7 @@ def _chunks_and_vectors(documents: list[Document], unchanged: set[str],
             for chunk in chunk_document(document, chunker_settings(settings)):
                 fresh.append(chunk)
                 fresh_texts.append(embedding_text(chunk))
-    fresh_vectors = encode_batched(embedder, fresh_texts, settings.batch_size, progress)
+    fresh_vectors = embed_texts(fresh_texts, embedder, settings, progress)
     fresh_by_doc: dict[str, list[int]] = {}
     for position, chunk in enumerate(fresh):
         fresh_by_doc.setdefault(chunk.doc_id, []).append(position)

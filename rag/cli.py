@@ -105,7 +105,7 @@ def _print_json(value: Any, pretty: bool = True) -> None:
 def cmd_build(args: argparse.Namespace) -> None:
     from rag.assistant import Assistant
 
-    report = Assistant(_settings(args)).build(_progress_bar("embedding"), force=args.force)
+    report = Assistant(_settings(args, ray=args.ray)).build(_progress_bar("embedding"), force=args.force)
     if args.json:
         _print_json(dataclasses.asdict(report))
         return
@@ -303,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = command("build", cmd_build, "Build or incrementally update the index from the corpus folder.")
     build.add_argument("--force", action="store_true", help="re-embed every document")
+    build.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="embed on Ray: a private local Ray, or join the cluster at ADDRESS (needs .[scale])")
 
     add = command("add", cmd_add, "Add a source file (txt, md, html, pdf) to the corpus, then index it.")
     add.add_argument("file")

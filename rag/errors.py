@@ -27,3 +27,7 @@ class SettingsError(RagError):
 
 class UnknownSourceError(SourceError):
     """A source id that is not in the corpus or the index."""
+
+
+class StoreUnavailableError(RagError):
+    """The search backend (a Milvus server, a Ray cluster) cannot be reached or did not answer in time."""

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from rag.lexical import LexicalIndex
 from rag.store import ChunkStore, write_store
 from rag.types import Chunk, Document
 from rag.vector_index import build_vector_index, load_vector_index, save_vector_index
+
+if TYPE_CHECKING:
+    from rag.stores import GenerationPublisher
 
 FORMAT_VERSION = 3  # 2: passages embedded without title/headings; BM25 k1 0.9, b 0.4. 3: sealed manifest
 CURRENT = "CURRENT"
@@ -236,11 +240,14 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_generation(index_dir: Path, manifest: Manifest, documents: list[Document],
                      chunks: list[Chunk], vectors: np.ndarray, lexical_texts: list[str],
-                     extra_files: Mapping[str, str] | None = None) -> Manifest:
+                     extra_files: Mapping[str, str] | None = None,
+                     publisher: GenerationPublisher | None = None) -> Manifest:
     """Write a complete generation, then make it current. Returns the manifest with checksums.
 
-    ``extra_files`` (name -> text) are written beside the index and checksummed with it.
-    """
+    ``extra_files`` (name -> text) are written beside the index and checksummed with it. A
+    ``publisher`` (a Milvus backend) copies the generation before ``CURRENT`` moves and is told
+    to serve it after, so a failure at any step leaves both the files and the backend serving
+    the previous generation."""
     folder = index_dir / f"gen-{time.time_ns()}"
     folder.mkdir(parents=True)
     for name, text in (extra_files or {}).items():
@@ -260,9 +267,14 @@ def write_generation(index_dir: Path, manifest: Manifest, documents: list[Docume
     sealed = folder.with_name(f"{folder.name}-{_file_digest(folder / MANIFEST)[:SEAL_DIGITS]}")
     folder.rename(sealed)
     _fsync_dir(index_dir)
+    if publisher:
+        publisher.stage(sealed.name, vectors, lexical_texts, [c.doc_id for c in chunks], manifest.index_kind)
     previous = _served_or_none(index_dir)
     _point_current(index_dir, sealed.name)
-    _remove_stale_generations(index_dir, keep={sealed.name} | ({previous.name} if previous else set()))
+    keep = {sealed.name} | ({previous.name} if previous else set())
+    if publisher:
+        publisher.commit(sealed.name, keep)
+    _remove_stale_generations(index_dir, keep=keep)
     return manifest
 
 

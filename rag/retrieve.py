@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from rag.embedding import Embedder
 from rag.errors import QuestionError, SettingsError
 from rag.index_store import Index
 from rag.modes import Mode
 from rag.reader.analyser import QuestionAnalyser
 from rag.reader.lexicon import acronym_key
+from rag.stores import Candidates, SearchStore
+from rag.stores.local import LocalStore
 from rag.types import Chunk, Hit
-from rag.vector_index import rows_mask, search_vectors
-
-Candidates = list[tuple[int, float]]  # (row, score), best first
 
 
 @dataclass(frozen=True)
@@ -112,32 +109,34 @@ def collapse_duplicates(hits: Iterable[Hit]) -> list[Hit]:
 
 
 class Retriever:
-    """Searches one opened index with one embedder."""
+    """Searches one opened index with one embedder, through its store (local files by default)."""
 
-    def __init__(self, index: Index, embedder: Embedder, analyser: QuestionAnalyser | None = None) -> None:
+    def __init__(self, index: Index, embedder: Embedder, analyser: QuestionAnalyser | None = None,
+                 store: SearchStore | None = None) -> None:
         self.index = index
         self.embedder = embedder
         self.analyser = analyser or QuestionAnalyser.for_index(index.folder, index.store.documents)
-        self._searchers: dict[Mode, Callable[[str, int, np.ndarray | None], Candidates]] = {
+        self.store = store or LocalStore(index)
+        self._searchers: dict[Mode, Callable[[str, int, object | None], Candidates]] = {
             Mode.DENSE: self._dense,
             Mode.BM25: self._bm25,
         }
 
-    def _dense(self, question: str, depth: int, allowed: np.ndarray | None) -> Candidates:
+    def _dense(self, question: str, depth: int, allowed: object | None) -> Candidates:
         query = self.embedder.encode([question])[0]
-        return search_vectors(self.index.vectors, query, depth, allowed)
+        return self.store.dense(query, depth, allowed)
 
-    def _bm25(self, question: str, depth: int, allowed: np.ndarray | None) -> Candidates:
-        return self.index.lexical.search(question, depth, allowed)
+    def _bm25(self, question: str, depth: int, allowed: object | None) -> Candidates:
+        return self.store.lexical(question, depth, allowed)
 
-    def _allowed(self, sources: Sequence[str]) -> np.ndarray | None:
-        """The rows of ``sources`` as one mask, built once for every searcher of the request."""
+    def _allowed(self, sources: Sequence[str]) -> object | None:
+        """The store's filter for ``sources``, built once for every searcher of the request."""
         if not sources:
             return None
         unknown = sorted(set(sources) - set(self.index.manifest.documents))
         if unknown:
             raise SettingsError(f"unknown source id(s) {', '.join(map(repr, unknown))}; see `rag sources`")
-        return rows_mask(self.index.manifest.chunk_count, self.index.store.rows_of(sources))
+        return self.store.restrict(sources)
 
     def candidates(self, request: SearchRequest, text: str | None = None) -> dict[str, Candidates]:
         """Each retriever's own ranked candidates (the raw material of fusion) for ``text``

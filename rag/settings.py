@@ -60,6 +60,23 @@ class Settings:
         2, "Requests `rag serve` and `rag mcp` run at once (model work runs off the event loop, in this "
         "many threads); sized for 2 cores, where a third thread only queues (bench/results/serve.json)."
     )
+    store: str = _describe("local", "Where the searchable index lives: local (FAISS + bm25s files) or milvus.")
+    milvus_uri: str = _describe(
+        "", "Milvus to use with store=milvus: a *.db file runs Milvus Lite in-process, http://host:19530 "
+        "a Milvus server or cluster; empty means <index_dir>/milvus.db."
+    )
+    milvus_alias: str = _describe(
+        "rag", "Milvus alias of the served collection; each generation's collection is <alias>_gen_<n>."
+    )
+    milvus_timeout: float = _describe(10.0, "Seconds any Milvus call may take before it fails with an error.")
+    ray: str = _describe(
+        "", "Embed builds on Ray: empty = no, 'local' = start a private local Ray, else a cluster address "
+        "(e.g. ray://head:10001 or head:6379)."
+    )
+    ray_workers: int = _describe(0, "Model replicas (Ray actors) for a Ray build; 0 = one per CPU Ray offers.")
+    ray_object_store_mb: int = _describe(
+        256, "Object store of a local Ray; Ray's default (30% of RAM) is too much on a small machine."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(self.mode))  # a Mode, still equal to its string
@@ -72,8 +89,15 @@ class Settings:
                 f"chunk_overlap {self.chunk_overlap} must be at least 0 and smaller than chunk_size "
                 f"{self.chunk_size}"
             )
+        from rag.stores import STORES  # the registry's keys are the one list of backends
+
+        if self.store not in STORES:
+            raise SettingsError(f"store {self.store!r} is not one of {', '.join(STORES)}")
+        if self.ray_workers < 0 or self.milvus_timeout <= 0:
+            raise SettingsError(f"ray_workers ({self.ray_workers!r}) must be at least 0 and milvus_timeout "
+                                f"({self.milvus_timeout!r}) positive")
         for name in ("batch_size", "chunk_size", "k", "candidates", "max_question_chars", "max_upload_bytes",
-                     "server_threads"):
+                     "ray_object_store_mb", "server_threads"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
 
@@ -105,6 +129,11 @@ class Settings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_mapping(values)
+
+    @property
+    def milvus_target(self) -> str:
+        """The Milvus URI in use: the setting, or Milvus Lite in the index folder."""
+        return self.milvus_uri or str(self.index_dir / "milvus.db")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
