@@ -37,11 +37,11 @@ def _config(settings, stack: contextlib.ExitStack):
     return config
 
 
-def _one(session, question, config, scorer, threshold) -> dict:
+def _one(assistant, question, config, scorer, threshold) -> dict:
     from rag.generate import ProseRun
 
     started = time.perf_counter()
-    answer = session.ask(question.question)
+    answer = assistant.ask(question.question)
     extractive = time.perf_counter() - started
     run = ProseRun(answer, config, scorer, threshold)
     for _ in run.tokens():
@@ -89,21 +89,21 @@ def main() -> int:
     args = parser.parse_args()
     offline_env()
     sys.path.insert(0, str(REPO_ROOT))
+    from rag.assistant import open_assistant
     from rag.check import SupportScorer
     from rag.evaluation import DEFAULT_QUESTIONS, load_questions
-    from rag.session import open_session
     from rag.settings import Settings
 
     settings = Settings.from_env()
-    session, _ = open_session(settings)
+    assistant, _ = open_assistant(settings)
     questions = load_questions(DEFAULT_QUESTIONS)
     if args.limit:
         questions = sorted(random.Random(SEED).sample(questions, min(args.limit, len(questions))), key=lambda q: q.id)
-    scorer = SupportScorer(session.embedder)
+    scorer = SupportScorer(assistant.embedder)
     load = machine()
     with contextlib.ExitStack() as stack:
         config = _config(settings, stack)
-        records = [_one(session, q, config, scorer, settings.sentence_support_min) for q in questions]
+        records = [_one(assistant, q, config, scorer, settings.sentence_support_min) for q in questions]
     summary = summarise(records)
     print(table("checked prose", [{k: v for k, v in summary.items() if not k.endswith("_ms")}],
                 [k for k in summary if not k.endswith("_ms")]))

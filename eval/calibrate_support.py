@@ -27,17 +27,19 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 REJECT_WRONG = 0.95
 
 
-def claim_pairs(session, questions):
+def claim_pairs(assistant, questions):
     """(claim, right passage, wrong passage) per answerable question with both in its top 10."""
+    from rag.assistant import RequestOptions
     from rag.evaluation import covers, locate_evidence
 
     def text_of(source_id):
-        return session.index.store.document(source_id).text
+        document = assistant.document(source_id)
+        return document.text if document else None
 
     pairs = []
     for question in (q for q in questions if q.answerable):
         spans = locate_evidence(question, text_of)
-        hits = session.search(question.question, k=10)
+        hits = [passage.hit for passage in assistant.search(question.question, RequestOptions(k=10))]
         right = [h for h in hits if any(covers(h.chunk, s) for s in spans)]
         wrong = [h for h in hits if not any(covers(h.chunk, s) for s in spans)]
         if right and wrong:
@@ -55,16 +57,16 @@ def main() -> int:
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(name, "1")
     sys.path.insert(0, str(REPO))
+    from rag.assistant import open_assistant
     from rag.check import LEXICAL_WEIGHT, SupportScorer
     from rag.evaluation import DEFAULT_QUESTIONS, load_questions
-    from rag.session import open_session
     from rag.settings import Settings
 
-    session, _ = open_session(Settings.from_env())
-    pairs = claim_pairs(session, load_questions(DEFAULT_QUESTIONS))
+    assistant, _ = open_assistant(Settings.from_env())
+    pairs = claim_pairs(assistant, load_questions(DEFAULT_QUESTIONS))
     rows = {}
     for weight in WEIGHTS:
-        scorer = SupportScorer(session.embedder, weight)
+        scorer = SupportScorer(assistant.embedder, weight)
         right = np.array([scorer.score(claim, [passage]) for claim, passage, _ in pairs])
         wrong = np.array([scorer.score(claim, [passage]) for claim, _, passage in pairs])
         threshold = float(np.quantile(wrong, REJECT_WRONG))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -32,11 +33,9 @@ def _llm_config(settings, stack: contextlib.ExitStack):
     return dataclasses.replace(config, max_tokens=48)  # a question, not an essay
 
 
-def _rewriters(session, settings, stack: contextlib.ExitStack, with_llm: bool):
+def _rewriters(documents, settings, stack: contextlib.ExitStack, with_llm: bool):
     from rag.followup import Rewrite, llm_rewrite, rule_rewrite
     from rag.llm import Message, complete_chat
-
-    documents = list(session.index.store.documents())
 
     def rule_text_only(question, history):
         return dataclasses.replace(rule_rewrite(question, history, documents), sources=())
@@ -62,22 +61,24 @@ def main() -> int:
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(name, "1")
     sys.path.insert(0, str(REPO))
+    from rag.assistant import RequestOptions, open_assistant
     from rag.followup_eval import load_conversations, score_rewriter
-    from rag.session import open_session
     from rag.settings import Settings
 
     settings = Settings.from_env()
-    session, _ = open_session(settings)
+    assistant, _ = open_assistant(settings)
     conversations = load_conversations()
 
+    @functools.cache  # every rewriter asks the same first turns; answer each once
     def ask(question, sources):
-        return session.ask(question, sources=sources)
+        return assistant.ask(question, RequestOptions(sources=sources))
 
     def text_of(source_id):
-        return session.index.store.document(source_id).text
+        document = assistant.document(source_id)
+        return document.text if document else None
 
     with contextlib.ExitStack() as stack:
-        rewriters = _rewriters(session, settings, stack, args.llm)
+        rewriters = _rewriters([s.document for s in assistant.sources()], settings, stack, args.llm)
         scores = [score_rewriter(method, rewrite, conversations, ask, text_of) for method, rewrite in rewriters.items()]
     print(f"{len(conversations)} conversations, {scores[0].follow_ups} follow-ups")
     print(f"{'rewriter':<18} {'hit@1':>6}")

@@ -1,8 +1,9 @@
 """A conversation's earlier turns for scripts: ``rag ask --history FILE``.
 
 The file is JSON Lines, one earlier turn per line, oldest first: ``{"question": "..."}``, optionally
-with ``"searched_as"`` and ``"source_ids"`` as ``rag ask --json`` prints them. A turn without its
-sources is replayed (rewritten and answered again, in order), so a file of bare questions works.
+with ``"searched_as"`` and ``"source_ids"`` (or ``"citations"``), so a line of ``rag ask --json``
+output works as it is. A turn without its sources is replayed (rewritten and answered again, in
+order), so a file of bare questions works too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def read_history(path: Path) -> list[dict]:
             item = json.loads(line)
             if not isinstance(item["question"], str) or not item["question"].strip():
                 raise TypeError
+            if "source_ids" not in item and isinstance(item.get("citations"), list):  # a `rag ask --json` line
+                item["source_ids"] = list(dict.fromkeys(c["source_id"] for c in item["citations"]))
             if not all(isinstance(s, str) for s in item.get("source_ids", [])):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
@@ -43,8 +46,8 @@ def read_history(path: Path) -> list[dict]:
     return turns
 
 
-def replay(items: Sequence[dict], rewrite: Callable[[str, Sequence[Turn]], Rewrite],
-           ask: Callable[[Rewrite], Answer]) -> list[Turn]:
+def replay(items: Sequence[dict],
+           ask_followup: Callable[[str, Sequence[Turn]], tuple[Rewrite, Answer]]) -> list[Turn]:
     """Turns ready for the next rewrite; a turn that lacks its sources is asked again."""
     history: list[Turn] = []
     for item in items:
@@ -52,6 +55,6 @@ def replay(items: Sequence[dict], rewrite: Callable[[str, Sequence[Turn]], Rewri
             history.append(Turn(item["question"], item.get("searched_as") or item["question"],
                                 tuple(item["source_ids"])))
             continue
-        rewritten = rewrite(item["question"], history)
-        history.append(turn_of(item["question"], rewritten.question, ask(rewritten)))
+        rewrite, answer = ask_followup(item["question"], history)
+        history.append(turn_of(item["question"], rewrite.question, answer))
     return history

@@ -45,7 +45,7 @@ def _answer(question: str) -> Answer:
 
 @pytest.fixture(scope="module")
 def scorer() -> SupportScorer:
-    from rag.session import load_embedder
+    from rag.embedding import load_embedder
 
     return SupportScorer(load_embedder(Settings()))
 
