@@ -7,6 +7,7 @@ found by its file in site-packages; the package itself is never imported. The se
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def free_port() -> int:
 class LocalModelServer:
     """``python -m llama_cpp.server`` on 127.0.0.1; use as a context manager."""
 
-    def __init__(self, model: Path | None = None, port: int | None = None, threads: int = 2,
+    def __init__(self, model: Path | None = None, port: int | None = None, threads: int = 1,
                  context: int = 2048, log: Path | None = None) -> None:
         self.model = model or packaged_gguf()
         self.port = port or free_port()
@@ -64,7 +65,10 @@ class LocalModelServer:
 
     def __enter__(self) -> LocalModelServer:
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
-        self._process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT)
+        # One thread, and OpenMP waiting passively: on a shared 2-core machine under load, a spinning
+        # two-thread pool stalled a 96-token reply past 300 s (each barrier waits for a descheduled twin).
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        self._process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT, env=env)
         try:
             self._wait_ready()
         except BaseException:

