@@ -69,9 +69,10 @@ def main() -> int:
     assistant, _ = open_assistant(settings)
     conversations = load_conversations()
 
-    @functools.cache  # every rewriter asks the same first turns; answer each once
-    def ask(question, sources):
-        return assistant.ask(question, RequestOptions(sources=sources))
+    @functools.cache  # every rewriter searches the same first turns; search each once
+    def search(question, sources):
+        print(f"  {question}", file=sys.stderr, flush=True)
+        return [p.hit for p in assistant.search(question, RequestOptions(sources=sources))]
 
     def text_of(source_id):
         document = assistant.document(source_id)
@@ -79,7 +80,8 @@ def main() -> int:
 
     with contextlib.ExitStack() as stack:
         rewriters = _rewriters([s.document for s in assistant.sources()], settings, stack, args.llm)
-        scores = [score_rewriter(method, rewrite, conversations, ask, text_of) for method, rewrite in rewriters.items()]
+        scores = [score_rewriter(method, rewrite, conversations, search, text_of)
+                  for method, rewrite in rewriters.items()]
     print(f"{len(conversations)} conversations, {scores[0].follow_ups} follow-ups")
     print(f"{'rewriter':<18} {'hit@1':>6}")
     for score in scores:

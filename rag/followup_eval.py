@@ -4,6 +4,8 @@ Each conversation in ``eval/conversations.jsonl`` is ``{id, turns: [{question, e
 gold evidence as verbatim quotes, like ``eval/questions.jsonl``. Turns are played in order; each
 rewriter sees the history its own rewrites produced, so a bad rewrite costs the turns after it.
 A follow-up (any turn after the first) scores a hit when its first passage covers a gold quote.
+Turns are searched, not answered: the source a turn hands on is that of its first passage (the
+answer's first quote comes from it almost always), which keeps a run to one encode per question.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.evaluation import EvalDataError, EvalQuestion, Evidence, covers, locate_evidence
-from rag.followup import Rewrite, Turn, turn_of
+from rag.followup import Rewrite, Turn
 from rag.settings import REPO_ROOT
-from rag.types import Answer
+from rag.types import Hit
 
 DEFAULT_CONVERSATIONS = REPO_ROOT / "eval" / "conversations.jsonl"
 Rewriter = Callable[[str, Sequence[Turn]], Rewrite]
-Ask = Callable[[str, tuple[str, ...]], Answer]  # (question, sources to keep to) -> answer with its hits
+Search = Callable[[str, tuple[str, ...]], Sequence[Hit]]  # (question, sources to keep to) -> ranked hits
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def load_conversations(path: Path = DEFAULT_CONVERSATIONS) -> list[Conversation]
     return conversations
 
 
-def score_rewriter(method: str, rewriter: Rewriter, conversations: Sequence[Conversation], ask: Ask,
+def score_rewriter(method: str, rewriter: Rewriter, conversations: Sequence[Conversation], search: Search,
                    text_of: Callable[[str], str | None]) -> RewriterScore:
     """Play every conversation with ``rewriter``; hit@1 over the follow-ups."""
     results = []
@@ -88,12 +90,12 @@ def score_rewriter(method: str, rewriter: Rewriter, conversations: Sequence[Conv
         history: list[Turn] = []
         for position, turn in enumerate(conversation.turns):
             rewrite = rewriter(turn.question, history) if position else Rewrite(turn.question)
-            answer = ask(rewrite.question, rewrite.sources)
+            hits = search(rewrite.question, rewrite.sources)
+            top = hits[0].chunk if hits else None
             if position:
                 spans = locate_evidence(turn, text_of)
-                top = answer.hits[0].chunk if answer.hits else None
                 results.append(FollowupResult(turn.id, turn.question, rewrite.question, rewrite.sources,
                                               top is not None and any(covers(top, s) for s in spans)))
-            history.append(turn_of(turn.question, rewrite.question, answer))
+            history.append(Turn(turn.question, rewrite.question, (top.doc_id,) if top else ()))
     hits = sum(r.hit for r in results)
     return RewriterScore(method, hits / len(results) if results else 0.0, len(results), tuple(results))
