@@ -91,7 +91,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO_ROOT))
     from rag.assistant import open_assistant
     from rag.check import SupportScorer
-    from rag.evaluation import DEFAULT_QUESTIONS, load_questions
+    from rag.eval.questions import DEFAULT_QUESTIONS, load_questions
     from rag.settings import Settings
 
     settings = Settings.from_env()

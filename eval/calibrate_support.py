@@ -30,7 +30,8 @@ REJECT_WRONG = 0.95
 def claim_pairs(assistant, questions):
     """(claim, right passage, wrong passage) per answerable question with both in its top 10."""
     from rag.assistant import RequestOptions
-    from rag.evaluation import covers, locate_evidence
+    from rag.eval.questions import locate_evidence
+    from rag.eval.retrieval import covers
 
     def text_of(source_id):
         document = assistant.document(source_id)
@@ -59,7 +60,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from rag.assistant import open_assistant
     from rag.check import LEXICAL_WEIGHT, SupportScorer
-    from rag.evaluation import DEFAULT_QUESTIONS, load_questions
+    from rag.eval.questions import DEFAULT_QUESTIONS, load_questions
     from rag.settings import Settings
 
     assistant, _ = open_assistant(Settings.from_env())

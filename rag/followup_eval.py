@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.evaluation import EvalDataError, EvalQuestion, Evidence, covers, locate_evidence
+from rag.eval.questions import EvalDataError, EvalQuestion, Evidence, locate_evidence
+from rag.eval.retrieval import covers
 from rag.followup import Rewrite, Turn
 from rag.settings import REPO_ROOT
 from rag.types import Hit

@@ -211,9 +211,8 @@ def test_ask_with_history_rewrites_the_follow_up_and_keeps_to_the_previous_sourc
     assert (answer["searched_as"], answer["rewritten_by"], answer["kept_to_sources"]) == (
         "And what do they hunt (long house cat sleep)?", "rule", ["cats"])
     # The carried source keeps every quote to the cats notes; the hunting sentence is among them.
-    assert [(c["source_id"], c["quote"]) for c in answer["citations"]] == [
-        ("cats", "Cats sleep for most of the day."), ("cats", "A house cat sleeps about fifteen hours."),
-        ("cats", "Cats hunt small birds and mice at dawn.")]
+    assert {c["source_id"] for c in answer["citations"]} == {"cats"}
+    assert "Cats hunt small birds and mice at dawn." in [c["quote"] for c in answer["citations"]]
     assert "prose" not in answer  # no --generate: the answer stays extractive
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rag.evaluation import EvalDataError
+from rag.eval.questions import EvalDataError
 from rag.followup import Rewrite, rule_rewrite
 from rag.followup_eval import DEFAULT_CONVERSATIONS, load_conversations, score_rewriter
 from rag.settings import REPO_ROOT
