@@ -107,8 +107,8 @@ def main() -> int:
     summary = summarise(records)
     print(table("checked prose", [{k: v for k, v in summary.items() if not k.endswith("_ms")}],
                 [k for k in summary if not k.endswith("_ms")]))
-    print(table("latency (ms, from the question)", [{"stage": k, **v} for k, v in summary.items()
-                                                   if k.endswith("_ms")], ["stage", "p50", "p95", "mean", "max"]))
+    latency = [{"stage": k, **v} for k, v in summary.items() if k.endswith("_ms")]
+    print(table("latency (ms, from the question)", latency, ["stage", "n", "p50_ms", "p95_ms", "mean_ms", "max_ms"]))
     path = write_result("generate", {"machine": load, "model": config.model, "url": config.url,
                                      "threshold": settings.sentence_support_min, "summary": summary,
                                      "records": records})
