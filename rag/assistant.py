@@ -10,20 +10,23 @@ while requests already running finish on the generation they started with.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rag import embedding
-from rag.answer import AnswerSettings, Generator, compose_answer
+from rag.answer import AnswerSettings, compose_answer
 from rag.build import BuildReport, Progress, build_index
+from rag.conversation import Generator, require, rewrite_followup
 from rag.corpus import add_source, parse_authors, remove_source, safe_file_name
 from rag.corpus_rollback import unchanged_on_failure
 from rag.embedding import Embedder
 from rag.errors import IndexBusyError, IndexStateError, SettingsError, SourceError, UnknownSourceError
+from rag.followup import Rewrite, Turn
 from rag.index_store import Index, check_compatible, current_generation, open_index
 from rag.modes import MODES
 from rag.retrieve import Retriever, SearchRequest, validate_question
@@ -135,6 +138,7 @@ class Assistant:
     _opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _writing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _storing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _llm: Generator | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------ model and index
 
@@ -243,14 +247,40 @@ class Assistant:
     def answer_settings(self) -> AnswerSettings:
         return AnswerSettings(max_quotes=self.settings.max_quotes, abstain_below=self.settings.abstain_below)
 
-    def ask(self, question: str, options: RequestOptions = RequestOptions(), *, generator: Generator | None = None,
+    def ask(self, question: str, options: RequestOptions = RequestOptions(), *,
             answer_settings: AnswerSettings | None = None) -> Answer:
         """Retrieve, then compose a quoted, cited answer (or an abstention)."""
         retriever = self._retriever()
         index = retriever.index
         request = self.request(question, options, index)
         return compose_answer(request.question, retriever.search(request), index.store.document, self.embedder,
-                              index.lexical, answer_settings or self.answer_settings, generator, retriever.analyser)
+                              index.lexical, answer_settings or self.answer_settings, analyser=retriever.analyser)
+
+    # ------------------------------------------------------------ follow-ups and prose (rag.conversation)
+
+    def generator(self) -> Generator | None:
+        """The language model ``RAG_LLM_URL`` names, or None: answers stay extractive."""
+        if self._llm is None and self.settings.llm_url:
+            self._llm = Generator.from_settings(self.settings, self.embedder)
+        return self._llm
+
+    def rewrite(self, question: str, history: Sequence[Turn]) -> Rewrite:
+        """A follow-up made standalone: by the model when one is configured, else by the rule."""
+        documents = [source.document for source in self.sources()]
+        return rewrite_followup(self.check_question(question), history, documents, self.generator(),
+                                self.settings.max_question_chars)
+
+    def ask_followup(self, question: str, history: Sequence[Turn],
+                     options: RequestOptions = RequestOptions()) -> tuple[Rewrite, Answer]:
+        """:meth:`ask` the standalone version of a follow-up, keeping to its carried source."""
+        rewrite = self.rewrite(question, history)
+        if rewrite.sources and not options.sources:
+            options = dataclasses.replace(options, sources=rewrite.sources)
+        return rewrite, self.ask(rewrite.question, options)
+
+    def prose(self, answer: Answer):
+        """A streamed, checked prose run over the answer's quotes (``rag.generate.ProseRun``)."""
+        return require(self.generator()).run(answer)
 
     def document(self, source_id: str) -> Document | None:
         """An indexed source in full, or ``None`` when the index does not (or no longer) hold it."""

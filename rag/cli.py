@@ -196,21 +196,65 @@ def cmd_ask(args: argparse.Namespace) -> None:
 
     if args.question is None and not args.queries:
         raise _usage("ask needs a QUESTION or --queries FILE")
+    if args.history and args.queries:
+        raise _usage("--history goes with one QUESTION, not with --queries")
     options = _options(args)
     queries = _read_queries(args) if args.queries else []
+    settings = _settings(args)
+    if args.generate and not settings.llm_url:
+        from rag.conversation import NO_MODEL
+
+        raise _usage(NO_MODEL)
+    history = _read_history(args.history) if args.history else None
     if args.question is not None:  # refuse a bad question before loading the model
-        Assistant(_settings(args)).check_question(args.question)
+        Assistant(settings).check_question(args.question)
     assistant = _open(args)
     if args.queries:
         for query in queries:
             answer = assistant.ask(query["question"], options)
-            _print_json({"id": query["id"], **answer_row(answer)}, pretty=False)
+            prose = assistant.prose(answer).result().as_json() if args.generate else {}
+            _print_json({"id": query["id"], **answer_row(answer), **prose}, pretty=False)
         return
-    answer = assistant.ask(args.question, options)
+    rewrite, answer = _ask_in_context(assistant, args.question, history, options)
     if args.json:
-        _print_json(answer_row(answer))
+        prose = assistant.prose(answer).result().as_json() if args.generate else {}
+        _print_json({**answer_row(answer), **_rewrite_row(rewrite), **prose})
         return
+    if rewrite.question != args.question:
+        print(f"Searched as: {rewrite.question}" + (f"  (in {', '.join(rewrite.sources)})" if rewrite.sources
+                                                      else "") + "\n")
+    if args.generate and not answer.abstained:
+        from rag.prose_display import stream_then_correct
+
+        run = assistant.prose(answer)
+        stream_then_correct(run.tokens(), run.result, sys.stdout)
+        print("\nQuotes:")
     _print_answer(assistant, answer)
+
+
+def _read_history(path: str) -> list[dict[str, Any]]:
+    from rag.history import read_history
+
+    return read_history(Path(path))
+
+
+def _ask_in_context(assistant, question: str, history: list[dict[str, Any]] | None, options):
+    """``(rewrite, answer)``: the question as typed, or made standalone from the earlier turns."""
+    from rag.followup import Rewrite
+    from rag.history import replay
+
+    if history is None:
+        return Rewrite(question), assistant.ask(question, options)
+
+    def followup(text, turns):
+        return assistant.ask_followup(text, turns, options)
+
+    return assistant.ask_followup(question, replay(history, followup), options)
+
+
+def _rewrite_row(rewrite) -> dict[str, Any]:
+    return {"searched_as": rewrite.question, "rewritten_by": None if rewrite.method == "none" else rewrite.method,
+            "kept_to_sources": list(rewrite.sources)}
 
 
 def _print_answer(assistant, answer) -> None:
@@ -333,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--k", type=int, help="passages the answer draws its quotes from (default 5, or $RAG_K)")
     ask.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="retrieval mode (default hybrid)")
     ask.add_argument("--source", action="append", help="restrict to this source id (repeatable)")
+    ask.add_argument("--generate", action="store_true",
+                     help="also write the answer in prose with the model at $RAG_LLM_URL; every sentence is checked")
+    ask.add_argument("--history", metavar="FILE",
+                     help="JSONL of earlier turns ({question}, or `rag ask --json` lines): the question is a follow-up")
 
     serve = command("serve", cmd_serve, "Serve the HTTP JSON API (and an OpenAI-compatible chat endpoint).",
                     with_json=False)

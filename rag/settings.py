@@ -55,6 +55,18 @@ class Settings:
         "most 5% false abstention on answerable questions (eval/reports/reader-tuning.json)."
     )
     max_question_chars: int = _describe(2000, "Longer questions are refused.")
+    # Optional prose generator: any OpenAI-compatible chat-completions server (Ollama, llama.cpp...).
+    llm_url: str = _describe("", "Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1; "
+                             "empty means answers stay extractive.")
+    llm_model: str = _describe("", "Model name sent to the LLM server (e.g. smollm2:135m for Ollama).")
+    llm_api_key: str = field(default="", repr=False, metadata={"doc": "Bearer token for the LLM server, if any."})
+    llm_timeout: float = _describe(60.0, "Seconds a whole generated reply may take before the quotes are shown "
+                                   "instead.")
+    llm_max_tokens: int = _describe(256, "Most tokens the model may write per reply.")
+    sentence_support_min: float = _describe(
+        0.55, "Support a generated sentence needs from the passages it cites to be kept; calibrated by "
+        "eval/calibrate_support.py (eval/reports/support-calibration.json)."
+    )
     max_upload_bytes: int = _describe(20 * 1024 * 1024, "Larger source files are refused.")
     server_threads: int = _describe(
         2, "Requests `rag serve` and `rag mcp` run at once (model work runs off the event loop, in this "
@@ -96,8 +108,10 @@ class Settings:
         if self.ray_workers < 0 or self.milvus_timeout <= 0:
             raise SettingsError(f"ray_workers ({self.ray_workers!r}) must be at least 0 and milvus_timeout "
                                 f"({self.milvus_timeout!r}) positive")
+        if self.llm_timeout <= 0:
+            raise SettingsError(f"llm_timeout must be a positive number of seconds, got {self.llm_timeout!r}")
         for name in ("batch_size", "chunk_size", "k", "candidates", "max_question_chars", "max_upload_bytes",
-                     "ray_object_store_mb", "server_threads"):
+                     "ray_object_store_mb", "server_threads", "llm_max_tokens"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
 

@@ -116,3 +116,16 @@ def reseal(index_dir: Path, manifest_text: str) -> Path:
     sealed = folder.rename(folder.with_name(f"{folder.name.rsplit('-', 1)[0]}-{seal}"))
     current.write_text(sealed.name, encoding="utf-8")
     return sealed
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """A real OpenAI-compatible model server (llama-cpp-python, SmolLM2-135M) on a free 127.0.0.1 port.
+
+    Started once per session and always stopped, even when a test fails.
+    """
+    from rag.llm_server import LocalModelServer
+
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    with LocalModelServer(log=log) as server:
+        yield server

@@ -183,6 +183,53 @@ def test_history_is_kept_across_questions_and_cleared_by_the_button(tiny):
     assert at.session_state["history"] == []
 
 
+def test_a_follow_up_is_searched_as_a_standalone_question_within_the_previous_source(tiny):
+    at = ask(ask(start(), "How long does a house cat sleep?"), "And what do they hunt?")
+    captions = [c.value for c in at.caption]
+    assert "Searched as: “And what do they hunt (long house cat sleep)?” — within Notes on Cats" in captions
+    assert "Cats hunt small birds and mice at dawn." in html(at)
+    first, second = at.session_state["history"]
+    assert (first.searched_as, second.searched_as, second.kept_to) == (
+        "", "And what do they hunt (long house cat sleep)?", ("cats",))
+
+
+def test_the_prose_toggle_is_off_and_says_what_to_set_without_a_model(tiny, monkeypatch):
+    monkeypatch.delenv("RAG_LLM_URL", raising=False)
+    at = start()
+    switch = at.toggle(key="generate")
+    assert switch.disabled and not switch.value
+    assert switch.help.startswith("Set RAG_LLM_URL (and RAG_LLM_MODEL)")
+
+
+@pytest.mark.slow
+def test_the_prose_toggle_streams_checked_prose_above_the_quotes(tiny, monkeypatch, llm_server):
+    monkeypatch.setenv("RAG_LLM_URL", llm_server.url)
+    at = start()
+    at.toggle(key="generate").set_value(True).run()
+    at = ask(at, "How long does a house cat sleep?")
+    [turn] = at.session_state["history"]
+    assert turn.prose is not None and turn.prose.notice is None and turn.prose.sentences
+    page = html(at)
+    assert '<div class="rag-label">Quotes</div>' in page and "A house cat sleeps about fifteen hours." in page
+    if turn.prose.text is not None:
+        assert turn.prose.text.split("[")[0].strip() in unescape(page)
+    else:
+        assert unescape(at.info[0].value) == f"Prose withheld: {turn.prose.withheld_because}"
+
+
+def test_with_the_model_down_the_page_shows_the_quotes_and_a_notice(tiny, monkeypatch):
+    from rag.llm_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    monkeypatch.setenv("RAG_LLM_URL", url)
+    at = start()
+    at.toggle(key="generate").set_value(True).run()
+    at = ask(at, "How long does a house cat sleep?")
+    assert unescape(at.warning[0].value) == (f"Prose unavailable: cannot reach the language model at {url} "
+                                             "(is the server running?). Showing the quoted answer.")
+    assert "A house cat sleeps about fifteen hours." in html(at)
+
+
 def test_the_ranked_passages_toggle_lists_scores(tiny):
     at = start()
     at.toggle(key="show_passages").set_value(True).run()

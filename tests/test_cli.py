@@ -204,6 +204,73 @@ def test_ask_takes_k_per_request(built, capsys):
         ("cats", "Sleeping", "Cats sleep for most of the day.")]
 
 
+def test_ask_with_history_rewrites_the_follow_up_and_keeps_to_the_previous_source(built, capsys, tmp_path):
+    history = tmp_path / "history.jsonl"
+    history.write_text('{"question": "How long does a house cat sleep?"}\n', encoding="utf-8")
+    answer = json.loads(run_ok(capsys, "ask", "And what do they hunt?", "--history", str(history), "--json"))
+    assert (answer["searched_as"], answer["rewritten_by"], answer["kept_to_sources"]) == (
+        "And what do they hunt (long house cat sleep)?", "rule", ["cats"])
+    # The carried source keeps every quote to the cats notes; the hunting sentence is among them.
+    assert {c["source_id"] for c in answer["citations"]} == {"cats"}
+    assert "Cats hunt small birds and mice at dawn." in [c["quote"] for c in answer["citations"]]
+    assert "prose" not in answer  # no --generate: the answer stays extractive
+
+
+def test_ask_with_history_accepts_its_own_json_lines_and_prints_the_rewrite(built, capsys, tmp_path):
+    earlier = json.loads(run_ok(capsys, "ask", "How long does a house cat sleep?", "--json"))
+    history = tmp_path / "history.jsonl"
+    history.write_text(json.dumps(earlier) + "\n", encoding="utf-8")
+    out = run_ok(capsys, "ask", "And what do they hunt?", "--history", str(history))
+    assert out.startswith("Searched as: And what do they hunt (long house cat sleep)?  (in cats)\n\n")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("ask", "q", "--generate"), "--generate needs a language model: set RAG_LLM_URL to an OpenAI-compatible base "
+                                 "URL (e.g. http://127.0.0.1:11434/v1 for Ollama) and RAG_LLM_MODEL to its model name"),
+    (("ask", "q", "--history", "/nonexistent/h.jsonl"),
+     "cannot read history file '/nonexistent/h.jsonl': FileNotFoundError"),
+])
+def test_ask_generate_and_history_errors_are_one_line(cli_env, capsys, monkeypatch, argv, message):
+    monkeypatch.delenv("RAG_LLM_URL", raising=False)
+    assert_one_line_error(capsys, argv, message)
+
+
+def test_a_malformed_history_line_is_named(cli_env, capsys, tmp_path):
+    history = tmp_path / "h.jsonl"
+    history.write_text('{"question": "ok?"}\n{"q": 1}\n', encoding="utf-8")
+    assert_one_line_error(capsys, ("ask", "and then?", "--history", str(history)),
+                          f"{history}:2: expected a JSON object with a non-empty 'question' (and optional "
+                          "'searched_as' and 'source_ids' list)")
+
+
+@pytest.mark.slow
+def test_ask_generate_json_adds_checked_prose_from_the_real_model(built, capsys, monkeypatch, llm_server):
+    monkeypatch.setenv("RAG_LLM_URL", llm_server.url)
+    monkeypatch.setenv("RAG_LLM_MODEL", "smollm2")
+    answer = json.loads(run_ok(capsys, "ask", "How long does a house cat sleep?", "--generate", "--json"))
+    assert answer["citations"][0]["source_id"] == "cats"  # the quotes are always there
+    assert answer["generation_notice"] is None
+    assert answer["sentences"], "the model wrote something, and each sentence was judged"
+    for sentence in answer["sentences"]:
+        assert set(sentence) == {"text", "markers", "supported", "support", "reason"}
+        assert sentence["supported"] == (sentence["reason"] is None)
+    kept = [s["text"] for s in answer["sentences"] if s["supported"]]
+    assert answer["prose"] == (" ".join(kept) if kept else None)
+    assert (answer["prose_withheld_because"] is None) == bool(kept)
+
+
+@pytest.mark.slow
+def test_ask_generate_with_the_server_down_prints_the_quotes_and_a_notice(built, capsys, monkeypatch):
+    from rag.llm_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    monkeypatch.setenv("RAG_LLM_URL", url)
+    out = run_ok(capsys, "ask", "How long does a house cat sleep?", "--generate")
+    assert out.startswith(f"Prose unavailable: cannot reach the language model at {url} (is the server running?). "
+                          "Showing the quoted answer.\n\nQuotes:\n“")
+    assert "A house cat sleeps about fifteen hours." in out and "Notes on Cats" in out
+
+
 def test_remove_drops_the_source_from_the_index(built, capsys):
     assert run_ok(capsys, "remove", "rockets") == "removed 'rockets'; index holds 2 chunks\n"
     assert [r["source_id"] for r in json.loads(run_ok(capsys, "sources", "--json"))] == ["cats"]

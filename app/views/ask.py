@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pandas as pd
 import streamlit as st
 
 import cards
+import prose_view
 import shared
 from rag.assistant import RequestOptions
 from rag.errors import RagError
@@ -36,7 +38,7 @@ def document_or_none(doc_id: str) -> Document | None:
     return assistant.document(doc_id)  # None once removed from the index since this answer was given
 
 
-def sidebar_controls() -> tuple[str, int, tuple[str, ...], bool]:
+def sidebar_controls() -> tuple[str, int, tuple[str, ...], bool, bool]:
     titles = {row["source_id"]: row["title"] for row in shared.source_rows(assistant)}
     with st.sidebar:
         st.caption("RETRIEVAL")
@@ -49,8 +51,9 @@ def sidebar_controls() -> tuple[str, int, tuple[str, ...], bool]:
                                  help="Answer only from these sources.")
         show = st.toggle("Show ranked passages", key="show_passages",
                          help="List the retrieved passages with their scores under each answer.")
+        generate = prose_view.toggle(config)
         st.divider()
-    return mode or config.mode, k, tuple(sources), show
+    return mode or config.mode, k, tuple(sources), show, generate
 
 
 def clear() -> None:
@@ -100,6 +103,9 @@ def show_answer(turn: shared.Turn, show_passages: bool) -> None:
     if answer is None:
         st.error(cards.md_escape(turn.error), icon=":material/error:")
         return
+    prose_view.show_rewrite(assistant, turn.searched_as, turn.kept_to)
+    if turn.prose is not None and not answer.abstained:
+        prose_view.show(turn.prose)
     if answer.abstained:  # the reason first, in one sentence, then the nearest material
         st.warning(f"**{cards.md_escape(answer.abstained_because or '')}** "
                    "The nearest passages are listed for reference, not as an answer.", icon=":material/search_off:")
@@ -133,12 +139,14 @@ def ask(question: str, mode: str, k: int, sources: tuple[str, ...]) -> shared.Tu
     turn_id = st.session_state.get("next_turn", 0)
     st.session_state["next_turn"] = turn_id + 1
     began = time.perf_counter()
-    try:
-        answer = assistant.ask(question, RequestOptions(k=k, mode=mode, sources=sources))
+    try:  # a follow-up leaning on earlier turns is searched as a standalone question
+        rewrite, answer = assistant.ask_followup(question, prose_view.followup_history(history),
+                                                 RequestOptions(k=k, mode=mode, sources=sources))
     except RagError as exc:
         return shared.Turn(turn_id, question, mode, k, sources, error=str(exc))
-    return shared.Turn(turn_id, question, mode, k, sources, answer=answer,
-                       seconds=time.perf_counter() - began)
+    rewritten = rewrite.question if rewrite.method != "none" else ""
+    return shared.Turn(turn_id, question, mode, k, sources, answer=answer, seconds=time.perf_counter() - began,
+                       searched_as=rewritten, kept_to=rewrite.sources if rewritten else ())
 
 
 def choose(question: str) -> None:
@@ -153,7 +161,7 @@ def starters() -> None:
                               icon=":material/lightbulb:", width="stretch")
 
 
-mode, k, sources, show_passages = sidebar_controls()
+mode, k, sources, show_passages, generate = sidebar_controls()
 head, action = st.columns([4, 1], vertical_alignment="bottom")
 head.title("Ask the sources")
 if history:
@@ -174,5 +182,7 @@ if question:
     with st.chat_message("assistant", avatar=":material/menu_book:"):
         with st.spinner("Searching the sources…"):
             turn = ask(question, mode, k, sources)
+        if generate and turn.answer is not None and not turn.answer.abstained:
+            turn = dataclasses.replace(turn, prose=prose_view.stream(assistant, turn.answer))
         history.append(turn)
         show_answer(turn, show_passages)
