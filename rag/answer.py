@@ -8,7 +8,6 @@ offers the nearest passages as material, not as an answer.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,9 +24,6 @@ from rag.types import Answer, Citation, Document, Hit
 
 log = logging.getLogger(__name__)
 
-# A generator turns the question and verified quotes into prose with [n] markers.
-Generator = Callable[[str, Sequence[Citation]], str]
-_MARKER = re.compile(r"\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -124,24 +120,13 @@ def extractive_text(citations: Sequence[tuple[Citation, bool]]) -> str:
     return "\n\n".join(parts)
 
 
-def checked_generation(generator: Generator, question: str, citations: Sequence[Citation]) -> str | None:
-    """Generated prose, if every ``[n]`` in it names a quote we hold and it cites at least one."""
-    prose = generator(question, citations)
-    markers = {int(n) for n in _MARKER.findall(prose)}
-    if markers and markers <= {c.n for c in citations}:
-        return prose
-    log.warning("generated answer cites %s, but the quotes are %s; using the quotes instead",
-                sorted(markers), [c.n for c in citations])
-    return None
-
-
 def abstention_text(reason: str) -> str:
     return f"{reason} The nearest material is listed below; it is shown for reference, not as an answer."
 
 
 def compose_answer(question: str, hits: Sequence[Hit], documents: Callable[[str], Document],
                    embedder: Embedder, lexical: LexicalIndex, settings: AnswerSettings = AnswerSettings(),
-                   generator: Generator | None = None, analyser: QuestionAnalyser | None = None) -> Answer:
+                   analyser: QuestionAnalyser | None = None) -> Answer:
     """Quote and cite the sentence that answers, then up to two that support it; or decline, saying why."""
     focus, candidates, vectors = score_sentences(question, hits, documents, embedder, lexical, settings, analyser)
     support = max((c.support for c in candidates), default=0.0)
@@ -151,8 +136,5 @@ def compose_answer(question: str, hits: Sequence[Hit], documents: Callable[[str]
                       nearest=tuple(hits[: settings.passages]), hits=tuple(hits), support=support,
                       abstained_because=reason)
     citations = cite(select_quotes(candidates, vectors, settings), settings)
-    text = extractive_text(citations)
-    if generator is not None:
-        text = checked_generation(generator, question, [c for c, _ in citations]) or text
-    return Answer(question=question, text=text, citations=tuple(c for c, _ in citations), abstained=False,
-                  hits=tuple(hits), support=support)
+    return Answer(question=question, text=extractive_text(citations), citations=tuple(c for c, _ in citations),
+                  abstained=False, hits=tuple(hits), support=support)

@@ -80,7 +80,8 @@ def test_search_ask_and_sources_answer_exactly_what_the_cli_prints(client, cli_j
     assert [hit["source_id"] for hit in search.json()][:1] == ["cats"]
     ask = client.post("/v1/ask", json={"question": question})
     assert ask.json() == cli_json("ask", question)
-    assert ask.json()["citations"][0]["quote"] == "A house cat sleeps about fifteen hours."  # a duration: the figure leads
+    # a duration is asked: the reader leads with the figure
+    assert ask.json()["citations"][0]["quote"] == "A house cat sleeps about fifteen hours."
     assert client.get("/v1/sources").json() == cli_json("sources")
 
 
