@@ -218,7 +218,9 @@ def cmd_ask(args: argparse.Namespace) -> None:
     rewrite, answer = _ask_in_context(assistant, args.question, history, options)
     if args.json:
         prose = assistant.prose(answer).result().as_json() if args.generate else {}
-        _print_json({**answer_row(answer), **_rewrite_row(rewrite), **prose})
+        # Follow-up fields only for a follow-up: a plain ask keeps the shape of POST /v1/ask and MCP's ask.
+        followup = _rewrite_row(rewrite) if history is not None else {}
+        _print_json({**answer_row(answer), **followup, **prose})
         return
     if rewrite.question != args.question:
         print(f"Searched as: {rewrite.question}" + (f"  (in {', '.join(rewrite.sources)})" if rewrite.sources
