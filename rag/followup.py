@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from bm25s.stopwords import STOPWORDS_EN_PLUS
+from functools import lru_cache
 
 from rag.errors import RagError
 from rag.types import Answer, Document
@@ -31,10 +30,19 @@ _ORDINAL = re.compile(r"\bthe (first|second|third|last|1st|2nd|3rd) (?:one|paper
 _ELLIPSIS = re.compile(
     r"^\s*(?:and|so|but|also)\b|^\s*(?:what|how) about\b|^\s*(?:why|how|really|and after that)\s*\??$", re.IGNORECASE)
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "last": -1}
-_QUESTION_WORDS = frozenset(STOPWORDS_EN_PLUS) | {
+_QUESTION_WORDS = frozenset({
     "what", "which", "who", "whom", "why", "how", "when", "where", "does", "did", "do", "is", "are", "was", "were",
     "say", "says", "said", "tell", "me", "about", "paper", "page", "faq", "mean", "means", "according",
-}
+})
+
+
+@lru_cache(maxsize=1)
+def _carried_stopwords() -> frozenset[str]:
+    """bm25s's longer English list plus question words; through ``bm25s_module`` because a bare
+    ``import bm25s`` pulls numba and scipy into every query process."""
+    from rag.lexical import bm25s_module
+
+    return frozenset(bm25s_module().stopwords.STOPWORDS_EN_PLUS) | _QUESTION_WORDS
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ def refers_back(question: str) -> bool:
 
 
 def content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text) if w.lower() not in _QUESTION_WORDS]
+    return [w for w in _WORD.findall(text) if w.lower() not in _carried_stopwords()]
 
 
 def names_in(question: str) -> list[str]:

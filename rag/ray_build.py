@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.embedding import Embedder, SentenceTransformerEmbedder, load_embedder
 from rag.errors import SettingsError
 from rag.settings import Settings
 
@@ -47,11 +47,13 @@ class EmbedReplica:
 
 
 def replica_factory(embedder: Embedder, settings: Settings) -> Callable[[], Embedder]:
-    """How each actor gets its model: the packaged model is loaded where the actor runs (a model
-    object is too big to ship); a light embedder (a test fake) travels pickled."""
-    if isinstance(embedder, SentenceTransformerEmbedder):
-        return functools.partial(SentenceTransformerEmbedder, embedder.name, settings.model_path,
-                                 settings.batch_size)
+    """How each actor gets its model: a real model is loaded where the actor runs, by the one
+    function that chooses the encoder (a model object is too big to ship, and an ONNX session
+    cannot be pickled at all); a light embedder (a test fake) travels pickled."""
+    from rag.onnx_encoder import OnnxEmbedder
+
+    if isinstance(embedder, SentenceTransformerEmbedder | OnnxEmbedder):
+        return functools.partial(load_embedder, settings)
     return functools.partial(_same, embedder)
 
 

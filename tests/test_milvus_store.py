@@ -44,7 +44,7 @@ def opened(settings, embedder) -> Iterator[tuple[object, Retriever, Retriever]]:
     index = open_index(settings.index_dir, embedder.name, embedder.dimension)
     milvus = MilvusStore.open(settings, index)
     try:
-        yield index, Retriever(index, embedder, LocalStore(index)), Retriever(index, embedder, milvus)
+        yield index, Retriever(index, embedder, store=LocalStore(index)), Retriever(index, embedder, store=milvus)
     finally:
         milvus.close()
         index.store.close()
