@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -65,7 +66,7 @@ class MilvusConnection:
         self.uri = uri
         self.timeout = timeout
         try:
-            self.client = self.call("connect", lambda: _client(uri, timeout))
+            self.client = self._connect()
         except StoreUnavailableError:
             if not uri.endswith(".db"):
                 raise
@@ -74,6 +75,19 @@ class MilvusConnection:
                 f"Milvus Lite cannot open {uri}: another process may hold it (Milvus Lite serves one process per "
                 f"file); stop that process, or serve the file with `milvus-lite server --data-dir {uri} --host "
                 "127.0.0.1` and set RAG_MILVUS_URI=http://127.0.0.1:19530") from None
+
+    def _connect(self):
+        """Connect; a Milvus Lite file just closed by a build in this process stays locked while its
+        server exits, so a local file gets a few bounded retries before the refusal."""
+        attempts = 4 if self.uri.endswith(".db") else 1
+        for attempt in range(attempts):
+            try:
+                return self.call("connect", lambda: _client(self.uri, self.timeout))
+            except StoreUnavailableError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")
 
     def call(self, what: str, action: Callable[[], T]) -> T:
         try:
