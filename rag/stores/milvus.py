@@ -79,15 +79,15 @@ class MilvusConnection:
     def _connect(self):
         """Connect; a Milvus Lite file just closed by a build in this process stays locked while its
         server exits, so a local file gets a few bounded retries before the refusal."""
-        attempts = 4 if self.uri.endswith(".db") else 1
-        for attempt in range(attempts):
+        def connect():
+            return self.call("connect", lambda: _client(self.uri, self.timeout))
+
+        for pause in (1.0, 2.0, 3.0) if self.uri.endswith(".db") else ():
             try:
-                return self.call("connect", lambda: _client(self.uri, self.timeout))
+                return connect()
             except StoreUnavailableError:
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(1.0 + attempt)
-        raise AssertionError("unreachable")
+                time.sleep(pause)
+        return connect()  # the last try: its refusal reaches the caller
 
     def call(self, what: str, action: Callable[[], T]) -> T:
         try:
