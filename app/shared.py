@@ -9,6 +9,7 @@ index is never reopened.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -27,6 +28,10 @@ from rag.types import Answer
 
 if TYPE_CHECKING:  # the default page never imports the generator
     from rag.generate import Prose
+
+
+# Heavy modules the pages import (views/*.py) that the warm-up loads ahead of the first reader.
+PAGE_IMPORTS = ("pandas", "pyarrow")
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,10 @@ def warm_up(config: Settings) -> None:
     first start after a fresh install also makes the export (``rag.onnx_cache``), once. A missing
     or broken index is left to the first page load, which builds or explains it where the reader
     can see it.
+
+    Then it imports what the pages import and Streamlit's first run does not: pandas and pyarrow
+    (the tables) cost about 0.7 s, paid here while the browser is still loading the page's
+    scripts instead of by the first reader.
     """
     model = embedder(config)
     model.encode(["warm-up"])  # the first forward pass allocates the runtime's buffers
@@ -99,6 +108,8 @@ def warm_up(config: Settings) -> None:
     if assistant.has_index():
         with contextlib.suppress(RagError):
             assistant.status()  # opens the served generation
+    for module in PAGE_IMPORTS:
+        importlib.import_module(module)
 
 
 def progress_reporter(label: str):
