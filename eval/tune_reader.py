@@ -30,12 +30,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 REPORTS = REPO / "eval" / "reports"
 SEED = 7
-WEIGHT_GRID = {  # coverage, focus coverage, passage prior, source named, answer type
+WEIGHT_GRID = {  # rag.reader.scoring.FEATURES, in order
     "coverage": (0.0, 0.2, 0.4, 0.6),
     "focus": (0.0, 0.2, 0.4),
     "passage": (0.2, 0.4, 0.6, 0.8),
     "named": (0.0, 0.1, 0.2),
     "answer_type": (0.0, 0.1, 0.2),
+    "content": (0.0, 0.2, 0.4),
+    "bigrams": (0.0, 0.1, 0.2),
 }
 SUPPORT_GRID = tuple(round(0.2 + 0.02 * i, 2) for i in range(21))
 MISSING_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01)
@@ -99,7 +101,7 @@ def collect(session, questions, spans, boost: float) -> list[Record]:
     from rag.reader.abstain import missing_share, missing_terms
     from rag.reader.analyser import QuestionAnalyser
     from rag.reader.question import has_number
-    from rag.reader.scoring import score_candidates
+    from rag.reader.scoring import FEATURES, score_candidates
 
     settings = dataclasses.replace(session.answer_settings, passages=max(PASSAGES_GRID))
     records = []
@@ -117,7 +119,7 @@ def collect(session, questions, spans, boost: float) -> list[Record]:
             missing[passages] = missing_share(focus, terms, session.index.lexical) if terms else 0.0
         records.append(Record(
             question.id, question.answerable, question.unanswerable or "answerable",
-            np.array([c.cosine for c in candidates]), np.array([c.features for c in candidates]).reshape(-1, 5),
+            np.array([c.cosine for c in candidates]), np.array([c.features for c in candidates]).reshape(-1, len(FEATURES)),
             np.array(gold, dtype=bool), np.array([c.hit.rank for c in candidates]),
             np.array([c.support for c in candidates]), missing,
             focus.answer_type == "number", np.array([has_number(c.text) for c in candidates], dtype=bool)))

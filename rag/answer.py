@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    passages: int = 8  # top hits whose sentences compete for quotes (eval/reports/reader-tuning.json)
+    passages: int = 3  # top hits whose sentences compete for quotes (eval/reports/reader-tuning.json)
     max_quotes: int = 3
     max_quote_chars: int = 300
     min_sentence_chars: int = 25  # shorter pieces ("• Harmless.") are labels, not evidence
@@ -36,9 +36,10 @@ class AnswerSettings:
     # itself answer? It decides off-topic abstention.
     coverage_weight: float = 0.2
     # score = cosine + feature_weights . (coverage, focus coverage, passage prior, source named,
-    # answer type met) (rag.reader.scoring.FEATURES), chosen by cross-validation on the tuning
-    # split (eval/tune_reader.py).
-    feature_weights: tuple[float, ...] = (0.4, 0.4, 0.2, 0.0, 0.0)
+    # answer type met, cosine without the source's name, share of question bigrams)
+    # (rag.reader.scoring.FEATURES), chosen by cross-validation on the tuning split
+    # (eval/tune_reader.py).
+    feature_weights: tuple[float, ...] = (0.4, 0.4, 0.8, 0.0, 0.0, 0.2, 0.2)
     keep_ratio: float = 0.6  # a further quote must score at least this share of the best one
     redundancy: float = 0.8  # cosine above which two sentences say the same thing
     abstain_below: float = 0.42  # support under this means the sources do not answer (Settings default)

@@ -29,6 +29,7 @@ from rag.errors import IndexBusyError, IndexStateError, SettingsError, SourceErr
 from rag.followup import Rewrite, Turn
 from rag.index_store import Index, check_compatible, current_generation, open_index
 from rag.modes import MODES
+from rag.memo_embedder import MemoEmbedder
 from rag.retrieve import Retriever, SearchRequest, validate_question
 from rag.settings import Settings
 from rag.stores import SearchStore, open_store
@@ -139,6 +140,7 @@ class Assistant:
     _writing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _storing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _llm: Generator | None = field(default=None, init=False, repr=False)
+    _memo: MemoEmbedder | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------ model and index
 
@@ -150,6 +152,16 @@ class Assistant:
                 if self._embedder is None:
                     self._embedder = self.embedder_given or embedding.load_embedder(self.settings)
         return self._embedder
+
+    @property
+    def query_embedder(self) -> Embedder:
+        """The model behind a memory of the sentences it encoded: queries see the same passages again."""
+        if self._memo is None:
+            model = self.embedder
+            with self._loading:
+                if self._memo is None:
+                    self._memo = MemoEmbedder(model)
+        return self._memo
 
     def has_index(self) -> bool:
         try:
@@ -194,7 +206,7 @@ class Assistant:
         index = self._served()
         check_compatible(index.manifest, self.embedder.name, self.embedder.dimension)
         embedding.check_same_weights(index.manifest.encoder, self.embedder)
-        return Retriever(index, self.embedder, store=self._store_of(index))
+        return Retriever(index, self.query_embedder, store=self._store_of(index))
 
     def _store_of(self, index: Index) -> SearchStore:
         """The configured store (``settings.store``) over ``index``, opened once per served
@@ -253,7 +265,7 @@ class Assistant:
         retriever = self._retriever()
         index = retriever.index
         request = self.request(question, options, index)
-        return compose_answer(request.question, retriever.search(request), index.store.document, self.embedder,
+        return compose_answer(request.question, retriever.search(request), index.store.document, retriever.embedder,
                               index.lexical, answer_settings or self.answer_settings, analyser=retriever.analyser)
 
     # ------------------------------------------------------------ follow-ups and prose (rag.conversation)

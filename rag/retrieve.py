@@ -9,8 +9,9 @@ from rag.embedding import Embedder
 from rag.errors import QuestionError, SettingsError
 from rag.index_store import Index
 from rag.modes import Mode
-from rag.reader.analyser import QuestionAnalyser
+from rag.reader.analyser import QuestionAnalyser, question_stopwords
 from rag.reader.lexicon import acronym_key
+from rag.rescore import RESCORE_DEPTH, rescore
 from rag.stores import Candidates, SearchStore
 from rag.stores.local import LocalStore
 from rag.types import Chunk, Hit
@@ -28,6 +29,9 @@ class SearchRequest:
     # Hybrid only: added to the fused score of a passage from a source the question names, or that
     # names it itself (chosen on the tuning split, eval/reports/reader-tuning.md).
     source_boost: float = 0.0
+    # Hybrid only: how many passages of the fused head the sentence-aware second stage re-orders
+    # (rag.rescore); 0 turns it off.
+    rescore_depth: int = RESCORE_DEPTH
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -36,6 +40,8 @@ class SearchRequest:
         for name in ("k", "candidates"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.rescore_depth < 0:
+            raise SettingsError(f"rescore_depth must be 0 or more, got {self.rescore_depth!r}")
 
 
 def validate_question(question: str, max_chars: int) -> str:
@@ -160,6 +166,18 @@ class Retriever:
                    for chunk, (row, score) in zip(chunks, head, strict=True)]
         return sorted(boosted, key=lambda item: (-item[1], item[0])) + ranked[request.candidates:]
 
+    def _rescored(self, ranked: Candidates, lists: dict[str, Candidates], request: SearchRequest) -> Candidates:
+        """The head re-ordered by :func:`rag.rescore.rescore`; the tail kept below it."""
+        head, tail = ranked[: request.rescore_depth], ranked[request.rescore_depth:]
+        if len(head) < 2:
+            return ranked
+        chunks = self.index.store.chunks([row for row, _ in head])
+        head = rescore(head, lists, chunks, self.analyser.analyse(request.question),
+                       lambda doc_id: self.index.store.document(doc_id).text, self.embedder,
+                       self.index.lexical, question_stopwords())
+        floor = head[-1][1]
+        return head + [(row, min(score, floor)) for row, score in tail]
+
     def search(self, request: SearchRequest) -> list[Hit]:
         """Dense and BM25 rank the question as typed; hybrid reads it first (spelling, acronyms,
         named sources) and fuses both lists."""
@@ -169,6 +187,7 @@ class Retriever:
         if hybrid:
             ranked = FUSIONS[request.fusion](lists[Mode.DENSE], lists[Mode.BM25], request.dense_weight)
             ranked = self._favour_named(ranked, request)
+            ranked = self._rescored(ranked, lists, request)
         else:
             ranked = lists[request.mode]
         members = {name: {row for row, _ in cands} for name, cands in lists.items()}

@@ -94,8 +94,8 @@ def test_dense_scores_are_the_cosines_of_what_was_embedded(session, ids):
         assert hit.score == pytest.approx(expected, abs=1e-6)
 
 
-def test_hybrid_scores_are_the_convex_fusion_of_both_lists(session, ids):
-    request = SearchRequest("How long does a house cat sleep?", k=4, mode="hybrid")
+def test_hybrid_first_stage_scores_are_the_convex_fusion_of_both_lists(session, ids):
+    request = SearchRequest("How long does a house cat sleep?", k=4, mode="hybrid", rescore_depth=0)
     lists = retriever_of(session).candidates(request)
     assert sorted(lists) == ["bm25", "dense"]
     fused = dict(convex_fusion(lists["dense"], lists["bm25"], 0.5))
@@ -139,8 +139,9 @@ def test_unknown_source_and_mode_are_refused(session):
 def test_dense_weight_moves_the_hybrid_ranking(session, ids):
     question = "What do cats hunt at dawn?"
     request = SearchRequest(question, k=4, mode="hybrid")
-    only_bm25 = retriever_of(session).search(SearchRequest(question, k=4, mode="hybrid", dense_weight=0.0))
-    only_dense = retriever_of(session).search(SearchRequest(question, k=4, mode="hybrid", dense_weight=1.0))
+    first_stage = {"k": 4, "mode": "hybrid", "rescore_depth": 0}
+    only_bm25 = retriever_of(session).search(SearchRequest(question, dense_weight=0.0, **first_stage))
+    only_dense = retriever_of(session).search(SearchRequest(question, dense_weight=1.0, **first_stage))
     assert request.dense_weight == 0.5
     dense = dict(retriever_of(session).candidates(request)["dense"])
     assert [round(h.score, 6) for h in only_bm25] == [1.0, 0.0, 0.0, 0.0]

@@ -74,8 +74,10 @@ def abstain_reason(focus: Focus, candidates: Sequence[Candidate], hits: Sequence
     missing = missing_terms(focus, hits, settings.evidence_passages)
     best_support = max(c.support for c in candidates)
     if best_support < settings.abstain_below:
-        if missing:
-            return absent_reason(focus, missing)
+        # "The sources do not mention X" must hold for every passage shown, not only the first.
+        absent_everywhere = missing_terms(focus, hits, len(hits))
+        if absent_everywhere:
+            return absent_reason(focus, absent_everywhere)
         return "The sources say nothing that answers this question; the closest passages only share some of its words."
     if missing and missing_share(focus, missing, lexical) >= settings.missing_focus_share:
         return absent_reason(focus, missing)

@@ -31,6 +31,9 @@ ANSWER_TYPES = (
     ("date", re.compile(r"^\W*when\b|\b(what|which) (year|date)\b", re.I)),
 )
 _NUMBER = re.compile(r"\d")
+# The count in "which three objectives": it gives the answer's shape, which a sentence listing
+# them need not repeat ("comparing imitation learning, binary discrimination, and ranked ...").
+_COUNT = re.compile(r"\d+|two|three|four|five|six|seven|eight|nine|ten", re.I)
 _MAX_EXPANSIONS = 3  # an initialism matching more word runs than this is too ambiguous to use
 
 
@@ -51,6 +54,21 @@ class Focus:
     def search_text(self) -> str:
         """What the retrievers see: the corrected question and the expansions of its acronyms."""
         return " ".join([self.corrected, *self.expansions])
+
+    @property
+    def content_text(self) -> str:
+        """The search text without the words that only name a source: what the passage must say.
+
+        "On how many NLU tasks did MT-DNN set a new state of the art?" asks about "NLU tasks" and
+        "state of the art"; "MT-DNN" says where to look, and matching it favours the passage that
+        names the paper most, its abstract, over the one that answers.
+        """
+        kept = [w for w in _WORD.findall(self.search_text) if not self._names(w)]
+        return " ".join(kept) or self.search_text
+
+    def _names(self, word: str) -> bool:
+        word_stems = set(stems(word))
+        return acronym_key(word) in self.name_terms or bool(word_stems) and word_stems <= self.name_terms
 
     @property
     def focus_terms(self) -> tuple[str, ...]:
@@ -150,12 +168,14 @@ def analyse(question: str, lexicon: Lexicon, stopwords: frozenset[str]) -> Focus
     expansions = expansions_of(corrected_words, lexicon)
     terms = [t for t in stems(" ".join([corrected, *expansions])) if t not in stopwords]
     named, name_terms = named_sources(corrected_words, set(terms), lexicon)
+    kind = answer_type(question)
     focus_words = [w for w in corrected_words
-                   if w.lower() not in FRAME_WORDS and w.lower() not in LINKING_WORDS
+                   if not (kind == "list" and _COUNT.fullmatch(w))
+                   and w.lower() not in FRAME_WORDS and w.lower() not in LINKING_WORDS
                    and stems(w) and acronym_key(w) not in name_terms and not set(stems(w)) <= name_terms
                    and not set(stems(w)) <= stopwords]
     return Focus(question, corrected, tuple(expansions), tuple(dict.fromkeys(terms)), tuple(named),
-                 frozenset(name_terms), answer_type(question), tuple(focus_words))
+                 frozenset(name_terms), kind, tuple(focus_words))
 
 
 def has_number(text: str) -> bool:

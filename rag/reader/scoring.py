@@ -15,8 +15,10 @@ import numpy as np
 
 from rag.embedding import Embedder
 from rag.lexical import LexicalIndex, tokenize
+from rag.reader.analyser import question_stopwords
 from rag.reader.content import non_content_reason
 from rag.reader.question import Focus, has_number
+from rag.rescore import QuestionTerms, content_tokens
 from rag.sentences import sentence_spans
 from rag.types import Document, Hit
 
@@ -24,7 +26,7 @@ _LEADING_MARK = re.compile(r"^(?:[•*\-–]|\d+[.)])\s+")
 _LIST = re.compile(r",[^,]+(,|\band\b|\bor\b)")
 _YEAR = re.compile(r"\b(1[89]|20)\d\d\b")
 # Feature names, in the order of Candidate.features and of the weights that multiply them.
-FEATURES = ("coverage", "focus", "passage", "named", "answer_type")
+FEATURES = ("coverage", "focus", "passage", "named", "answer_type", "content", "bigrams")
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,11 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
     if not found:
         return [], np.zeros((0, embedder.dimension), dtype=np.float32)
     texts = [document.text[s:e] for _, document, s, e in found]
-    vectors = embedder.encode([focus.search_text, *texts])
-    cosines = vectors[1:] @ vectors[0]
+    queries = embedder.encode([focus.search_text, focus.content_text])
+    vectors = embedder.encode(texts)
+    cosines, content_cosines = (vectors @ queries.T).T
+    stopwords = question_stopwords()
+    phrases = QuestionTerms.of(focus, lexical, stopwords)
     weights = lexical.idf(list(focus.terms))
     focus_weights = lexical.idf(list(focus.focus_terms))
     top = max((hit.score for hit in hits), default=0.0)
@@ -105,13 +110,16 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
     prior = {hit.rank: max(hit.score, 0.0) / top if top > 0 else 0.0 for hit in hits}
     w = np.asarray(settings.feature_weights)
     candidates = []
-    for (hit, document, s, e), cosine, text in zip(found, cosines, texts, strict=True):
+    for (hit, document, s, e), cosine, content_cosine, text in zip(found, cosines, content_cosines, texts,
+                                                                  strict=True):
         present = set(tokenize([text])[0])
         coverage = weighted_coverage(focus.terms, weights, present)
+        shared = phrases.shared_bigrams(content_tokens(text, stopwords)) / len(phrases.bigrams) if phrases.bigrams else 0.0
         features = (coverage, weighted_coverage(focus.focus_terms, focus_weights, present), prior[hit.rank],
-                    named_match(focus, document, text), type_match(focus.answer_type, text))
+                    named_match(focus, document, text), type_match(focus.answer_type, text),
+                    float(content_cosine), shared)
         support = float(cosine) + settings.coverage_weight * coverage
         score = float(cosine) + float(w @ np.asarray(features))
         candidates.append(Candidate(hit, document, s, e, float(cosine), features, support, score))
     order = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
-    return [candidates[i] for i in order], vectors[1:][order]
+    return [candidates[i] for i in order], vectors[order]

@@ -1,0 +1,146 @@
+"""Second-stage ranking of the hybrid head: does a passage hold a sentence that answers?
+
+Fusion ranks whole passages, so a passage that names the paper often (its abstract) outranks the
+one whose single sentence answers. The rescorer re-orders the head of the fused list with seven
+features, each min-max scaled within the head, combined linearly:
+
+- ``dense``, ``bm25``: the first stage's own scores,
+- ``sentence``: the best cosine between the question and one sentence of the passage,
+- ``content_sentence``: the same for the question without the words that only name a source
+  (:attr:`rag.reader.question.Focus.content_text`),
+- ``coverage``: the IDF share of the question's content terms the passage contains,
+- ``bigrams``: how many adjacent pairs of the question's content terms it contains as adjacent
+  terms (a phrase match BM25 does not see),
+- ``named``: 1 when the passage comes from a source the question names ("in the MT-DNN paper").
+
+The weights were fitted by pairwise logistic regression, the depth and regularisation chosen by
+5-fold cross-validation on the tuning split of ``eval/questions.jsonl`` (``python
+eval/tune_rescore.py``, ``eval/reports/rescore-tuning.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import astuple, dataclass, fields
+
+import numpy as np
+
+from rag.embedding import Embedder
+from rag.lexical import LexicalIndex, tokenize
+from rag.reader.question import Focus
+from rag.sentences import sentence_spans
+from rag.stores import Candidates
+from rag.types import Chunk
+
+
+@dataclass(frozen=True)
+class RescoreWeights:
+    """Weights of the features above, in their order (eval/reports/rescore-tuning.json)."""
+
+    dense: float = 0.145
+    bm25: float = 0.183
+    sentence: float = 0.191
+    content_sentence: float = 0.143
+    coverage: float = 0.18
+    bigrams: float = 0.063
+    named: float = 0.093
+
+
+FEATURES = tuple(f.name for f in fields(RescoreWeights))
+RESCORE_DEPTH = 20  # passages of the fused head that are re-ordered (chosen with the weights)
+
+
+def min_max(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.ones_like(values)
+
+
+def content_tokens(text: str, stopwords: frozenset[str]) -> list[str]:
+    """Stemmed terms without stop words, in order (bigrams need the order)."""
+    return [t for t in tokenize([text])[0] if t not in stopwords]
+
+
+def bigram_set(tokens: Sequence[str]) -> set[tuple[str, str]]:
+    return set(zip(tokens, tokens[1:], strict=False))
+
+
+@dataclass(frozen=True)
+class QuestionTerms:
+    """The question's content terms, their IDF weights and their adjacent pairs."""
+
+    terms: frozenset[str]
+    weights: Mapping[str, float]
+    bigrams: frozenset[tuple[str, str]]
+
+    @classmethod
+    def of(cls, focus: Focus, lexical: LexicalIndex, stopwords: frozenset[str]) -> QuestionTerms:
+        tokens = content_tokens(focus.content_text, stopwords)
+        unique = sorted(set(tokens))
+        return cls(frozenset(unique), dict(zip(unique, lexical.idf(unique), strict=True)),
+                   frozenset(bigram_set(tokens)))
+
+    def coverage(self, tokens: Sequence[str]) -> float:
+        total = sum(self.weights.values())
+        return sum(self.weights[t] for t in self.terms & set(tokens)) / total if total else 0.0
+
+    def shared_bigrams(self, tokens: Sequence[str]) -> int:
+        return len(self.bigrams & bigram_set(tokens))
+
+
+SENTENCE_REACH = 400  # characters read beyond a passage's ends to complete its first and last sentences
+
+
+def whole_sentences(text: str, chunk: Chunk) -> list[tuple[int, int]]:
+    """Spans of the sentences that overlap ``chunk``, whole: a passage cut mid-sentence still
+    answers with the sentence it cut."""
+    start, end = max(0, chunk.start - SENTENCE_REACH), min(len(text), chunk.end + SENTENCE_REACH)
+    spans = [(s, e) for s, e in sentence_spans(text, start, end) if s < chunk.end and chunk.start < e]
+    return spans or [(chunk.start, chunk.end)]
+
+
+def best_sentence_cosines(chunks: Sequence[Chunk], texts: Callable[[str], str], embedder: Embedder,
+                          queries: np.ndarray) -> np.ndarray:
+    """``[passage, query]``: each query's best cosine with one sentence of each passage."""
+    spans = [whole_sentences(texts(c.doc_id), c) for c in chunks]
+    sentences = [texts(c.doc_id)[s:e] for c, chunk_spans in zip(chunks, spans, strict=True) for s, e in chunk_spans]
+    cosines = embedder.encode(sentences) @ queries.T
+    best, at = np.zeros((len(chunks), len(queries)), dtype=np.float32), 0
+    for i, chunk_spans in enumerate(spans):
+        best[i] = cosines[at:at + len(chunk_spans)].max(axis=0)
+        at += len(chunk_spans)
+    return best
+
+
+def rescore_features(head: Candidates, lists: Mapping[str, Candidates], chunks: Sequence[Chunk], focus: Focus,
+                     texts: Callable[[str], str], embedder: Embedder, lexical: LexicalIndex,
+                     stopwords: frozenset[str]) -> np.ndarray:
+    """``[passage, feature]`` for ``head`` (rows of ``chunks``, same order), each column scaled to [0, 1]."""
+    dense, bm25 = (dict(lists.get(name, ())) for name in ("dense", "bm25"))
+    rows = [row for row, _ in head]
+    queries = embedder.encode([focus.search_text, focus.content_text])
+    sentence = best_sentence_cosines(chunks, texts, embedder, queries)
+    terms = QuestionTerms.of(focus, lexical, stopwords)
+    tokens = [content_tokens(c.text, stopwords) for c in chunks]
+    floor = min(dense.values(), default=0.0)  # a passage dense search did not return scores its lowest
+    columns = (
+        [dense.get(r, floor) for r in rows],
+        [bm25.get(r, 0.0) for r in rows],
+        sentence[:, 0],
+        sentence[:, 1],
+        [terms.coverage(t) for t in tokens],
+        [terms.shared_bigrams(t) for t in tokens],
+        [c.doc_id in focus.named for c in chunks],
+    )
+    return np.stack([min_max(np.asarray(c, dtype=np.float64)) for c in columns], axis=1)
+
+
+def rescore(head: Candidates, lists: Mapping[str, Candidates], chunks: Sequence[Chunk], focus: Focus,
+            texts: Callable[[str], str], embedder: Embedder, lexical: LexicalIndex, stopwords: frozenset[str],
+            weights: RescoreWeights = RescoreWeights()) -> Candidates:
+    """``head`` (rows of ``chunks``, same order) re-ordered by the weighted features, best first."""
+    if len(head) < 2:
+        return list(head)
+    features = rescore_features(head, lists, chunks, focus, texts, embedder, lexical, stopwords)
+    scores = features @ np.asarray(astuple(weights)) / sum(astuple(weights))  # in [0, 1], as fused scores
+    order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
+    return [(head[i][0], float(scores[i])) for i in order]
