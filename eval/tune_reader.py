@@ -119,7 +119,8 @@ def collect(session, questions, spans, boost: float) -> list[Record]:
             missing[passages] = missing_share(focus, terms, session.index.lexical) if terms else 0.0
         records.append(Record(
             question.id, question.answerable, question.unanswerable or "answerable",
-            np.array([c.cosine for c in candidates]), np.array([c.features for c in candidates]).reshape(-1, len(FEATURES)),
+            np.array([c.cosine for c in candidates]),
+            np.array([c.features for c in candidates]).reshape(-1, len(FEATURES)),
             np.array(gold, dtype=bool), np.array([c.hit.rank for c in candidates]),
             np.array([c.support for c in candidates]), missing,
             focus.answer_type == "number", np.array([has_number(c.text) for c in candidates], dtype=bool)))

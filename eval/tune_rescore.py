@@ -7,8 +7,8 @@ largest depth of the grid and records the seven feature columns once. Then, for 
 regularisation strength, the weights are fitted by pairwise logistic regression; each fold is
 scored (hit@1, then MRR@10) by the weights fitted on the other folds, and the setting with the
 best cross-validated score wins. (A greedy coordinate search on hit@1 + MRR@10 itself was tried
-first: it fitted the tuning split as well but cross-validated worse, 0.83 against 0.86 hit@1.) The test split is scored with the chosen values for the report only: it never
-influences a choice.
+first: it fitted the tuning split as well but cross-validated worse, 0.83 against 0.86 hit@1.)
+The test split is scored with the chosen values for the report only: it never influences a choice.
 
 Writes eval/reports/rescore-tuning.json; the chosen values go into rag/rescore.py by hand.
 """

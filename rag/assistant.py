@@ -28,8 +28,8 @@ from rag.embedding import Embedder
 from rag.errors import IndexBusyError, IndexStateError, SettingsError, SourceError, UnknownSourceError
 from rag.followup import Rewrite, Turn
 from rag.index_store import Index, check_compatible, current_generation, open_index
-from rag.modes import MODES
 from rag.memo_embedder import MemoEmbedder
+from rag.modes import MODES
 from rag.retrieve import Retriever, SearchRequest, validate_question
 from rag.settings import Settings
 from rag.stores import SearchStore, open_store

@@ -56,7 +56,7 @@ def test_a_question_naming_the_general_language_assistant_paper_gets_its_list_of
     assert "comparing imitation learning, binary discrimination, and ranked preference modeling" in first.quote
 
 
-def test_the_passage_of_the_named_paper_ranks_first(session):
+def test_the_passage_of_the_named_paper_ranks_first(session):  # the second stage's named-source feature
     assert session.search(QUESTION_3)[0].hit.chunk.doc_id == "askell2021-general-language-assistant"
 
 
@@ -68,8 +68,8 @@ def test_what_the_ai_does_when_more_info_is_needed_is_the_follow_up_questions_li
         "necessary details.")
 
 
-@pytest.mark.xfail(strict=True, reason="not reached: the caption passage ranks below the MT-DNN abstract and "
-                   "its sentence loses to the abstract's (issue 11)")
+@pytest.mark.xfail(strict=True, reason="not reached: 'common to every task' shares no word with 'shared across "
+                   "all tasks', and the caption passage that holds it ranks below the MT-DNN abstract (issue 11)")
 def test_the_shared_part_of_mt_dnn_is_quoted_first(session):
     answer = session.ask("Which part of the MT-DNN network is common to every task?")
     assert answer.citations[0].quote == (

@@ -13,7 +13,7 @@ from rag.reader.question import Focus
 from rag.rescore import QuestionTerms, RescoreWeights, best_sentence_cosines, bigram_set, content_tokens, rescore
 from rag.types import Chunk
 
-STOP = frozenset({"the", "of", "on", "in", "did", "how", "mani", "mani", "a"})
+STOP = frozenset({"the", "of", "on", "in", "did", "how", "mani", "a"})
 TEXT = ("MT-DNN is a multi-task network. MT-DNN builds on BERT and MT-DNN is trained on GLUE. "
         "MT-DNN obtains new state-of-the-art results on ten NLU tasks.")
 SPLIT = TEXT.index("MT-DNN obtains")

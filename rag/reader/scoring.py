@@ -114,7 +114,8 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
                                                                   strict=True):
         present = set(tokenize([text])[0])
         coverage = weighted_coverage(focus.terms, weights, present)
-        shared = phrases.shared_bigrams(content_tokens(text, stopwords)) / len(phrases.bigrams) if phrases.bigrams else 0.0
+        pairs = phrases.shared_bigrams(content_tokens(text, stopwords))
+        shared = pairs / len(phrases.bigrams) if phrases.bigrams else 0.0
         features = (coverage, weighted_coverage(focus.focus_terms, focus_weights, present), prior[hit.rank],
                     named_match(focus, document, text), type_match(focus.answer_type, text),
                     float(content_cosine), shared)
