@@ -15,10 +15,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from rag.build import build_index
+from rag.cli import main
 from rag.errors import IndexStateError, StoreUnavailableError
 from rag.index_store import current_generation, open_index
 from rag.retrieve import Retriever, SearchRequest
@@ -202,7 +204,7 @@ def milvus_server(tmp_path) -> Iterator[tuple[subprocess.Popen, str]]:
         server.wait()
 
 
-def test_a_dead_or_hung_milvus_server_fails_the_query_in_one_line(settings, embedder, milvus_server):
+def test_a_dead_or_hung_milvus_server_fails_the_query_in_one_line(settings, embedder, milvus_server, capfd):
     server, uri = milvus_server
     remote = settings.replace(store="milvus", milvus_uri=uri, milvus_timeout=3.0)
     build_index(remote, embedder)
@@ -220,6 +222,8 @@ def test_a_dead_or_hung_milvus_server_fails_the_query_in_one_line(settings, embe
         assert str(dead.value).startswith(f"Milvus at {uri} failed to run a full-text search within 3s (")
         for message in (str(hung.value), str(dead.value)):
             assert "\n" not in message and message.endswith("check that it is running and RAG_MILVUS_URI points at it")
+    # pymilvus logs each failed call with its traceback: not on stderr, where only our line belongs.
+    assert capfd.readouterr().err == ""
 
 
 def test_a_milvus_uri_nobody_serves_is_one_line_at_open(settings, embedder):
@@ -246,20 +250,42 @@ def test_a_generation_missing_from_milvus_says_to_rebuild(settings, milvus_setti
 
 
 
-def test_a_milvus_lite_file_held_by_another_process_is_one_line(settings, embedder, milvus_settings):
-    build_index(settings, embedder)
+def cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    """``rag ARGV`` in a fresh process (no test harness between the libraries' logs and stderr),
+    embedding with the keyword fake, as ``cli_env`` does in this one."""
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from conftest import KeywordEmbedder; "
+              "import rag.embedding; rag.embedding.load_embedder = lambda settings: KeywordEmbedder(); "
+              "from rag.cli import main; sys.exit(main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", script, *argv], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_milvus_lite_file_held_by_another_process_is_one_line_on_stderr(cli_env):
+    """Milvus Lite logs the refused lock with two tracebacks before pymilvus raises: the user sees
+    only the command's one line."""
+    assert main(["build"]) == 0
+    uri = str(cli_env / "held.db")
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; "
-                               f"MilvusClient({milvus_settings.milvus_uri!r}); print('held', flush=True); "
-                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                               f"MilvusClient({uri!r}); print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        index = open_index(settings.index_dir, embedder.name, embedder.dimension)
-        try:
-            with pytest.raises(StoreUnavailableError, match=r"^Milvus Lite cannot open .*milvus\.db: another process "
-                                                            r"may hold it .* set RAG_MILVUS_URI=http://127\.0\.0\.1:19530$"):
-                open_store(milvus_settings, index)
-        finally:
-            index.store.close()
+        result = cli({"RAG_STORE": "milvus", "RAG_MILVUS_URI": uri}, "search", "when do cats hunt")
     finally:
         holder.kill()
         holder.wait()
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"rag: error: Milvus Lite cannot open {uri}: another process may hold it (Milvus Lite serves one process "
+        f"per file); stop that process, or serve the file with `milvus-lite server --data-dir {uri} --host "
+        "127.0.0.1` and set RAG_MILVUS_URI=http://127.0.0.1:19530\n")
+
+
+def test_a_milvus_lite_file_in_a_missing_folder_is_one_line_on_stderr(cli_env):
+    assert main(["build"]) == 0
+    uri = cli_env / "nowhere" / "milvus.db"
+    result = cli({"RAG_STORE": "milvus", "RAG_MILVUS_URI": str(uri)}, "search", "when do cats hunt")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (f"rag: error: Milvus Lite cannot create {uri}: the folder {uri.parent} does not exist; "
+                             "create it, or set RAG_MILVUS_URI to a file in an existing folder\n")
+    assert not uri.parent.exists()
