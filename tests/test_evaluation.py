@@ -166,6 +166,17 @@ def test_every_mode_and_recipe_is_scored_per_split_and_progress_reaches_the_tota
     assert report.answers_of("test").metrics["false_abstention"] == 0.0
 
 
+def test_retrieval_alone_scores_the_same_and_composes_no_answer(session, questions_file, monkeypatch):
+    full = evaluate(session, questions_file)
+    monkeypatch.setattr(session, "ask", lambda *args, **kwargs: pytest.fail("an answer was composed"))
+    seen = []
+    alone = run_evaluation(session, load_questions(questions_file), "questions.jsonl", (Mode.BM25,), 10, False,
+                           lambda done, total: seen.append((done, total)), answers=False)
+    assert alone.retrieval == full.retrieval
+    assert (alone.answers, alone.answers_of("all"), seen[-1]) == ((), None, (3, 3))  # 3 answerable, no answers
+    assert "answers (" not in alone.table() and alone.to_dict()["splits"]["all"]["answers"] is None
+
+
 def test_recursive_character_chunks_keep_offsets_and_overlap():
     text = ("a" * 400 + "\n\n" + "b" * 400 + "\n\n" + "c" * 400 + "\n" + "d " * 300)
     spans = recursive_spans(text, size=1000, overlap=200)

@@ -51,8 +51,9 @@ def _stepper(progress: Progress | None, total: int):
 
 def run_evaluation(session: Assistant, questions: Sequence[EvalQuestion], questions_file: str,
                    modes: Sequence[Mode], k: int = 10, recipes: bool = True,
-                   progress: Progress | None = None) -> EvalReport:
-    """Rank, answer and score; ``recipes`` adds the reference recipes beside the modes."""
+                   progress: Progress | None = None, answers: bool = True) -> EvalReport:
+    """Rank, answer and score; ``recipes`` adds the reference recipes beside the modes, and
+    ``answers=False`` scores retrieval alone (composing answers is most of a run's time)."""
     if k < 1:
         raise EvalDataError(f"k must be a positive number of hits, got {k!r}")
     store = session.index.store
@@ -73,12 +74,12 @@ def run_evaluation(session: Assistant, questions: Sequence[EvalQuestion], questi
     if recipes:
         searches |= reference_recipes(store.documents(), session.embedder, k)
     answerable = len(spans)
-    step = _stepper(progress, answerable * len(searches) + len(questions))
+    step = _stepper(progress, answerable * len(searches) + (len(questions) if answers else 0))
     ranked = {name: rank_all(questions, search, step(i * answerable)) for i, (name, search) in
               enumerate(searches.items())}
     answer_mode = session.settings.mode
     records = {r.question.id: r for r in record_answers(questions, session.ask, spans,
-                                                        step(answerable * len(searches)))}
+                                                        step(answerable * len(searches)))} if answers else {}
     groups = splits_of(questions)
     return EvalReport(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -89,5 +90,6 @@ def run_evaluation(session: Assistant, questions: Sequence[EvalQuestion], questi
         answer_mode=str(answer_mode),
         retrieval=tuple(score_retrieval(name, split, members, ranked[name], spans)
                         for split, members in groups.items() for name in searches),
-        answers=tuple(score_answers(split, [records[q.id] for q in members]) for split, members in groups.items()),
+        answers=tuple(score_answers(split, [records[q.id] for q in members]) for split, members in groups.items()
+                      if records),
     )
