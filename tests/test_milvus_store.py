@@ -96,6 +96,22 @@ def test_milvus_returns_the_local_candidates_for_every_mode(milvus_settings, emb
                 assert score_groups(milvus.search(wanted)) == score_groups(local.search(wanted)), (question, mode)
 
 
+def test_batched_searches_give_each_query_its_own_candidates(milvus_settings, embedder, monkeypatch):
+    monkeypatch.setattr("rag.stores.milvus.SEARCH_BATCH", 2)  # three calls, the last one partial
+    build_index(milvus_settings, embedder)
+    questions = [*QUESTIONS, "the and of"]  # stop words only: no terms, no call, no hits
+    vectors = embedder.encode(questions)
+    with opened(milvus_settings, embedder) as (_, _, milvus):
+        store = milvus.store
+        for restriction in (None, store.restrict(["cats"])):
+            lexical = store.lexical_many(questions, 4, restriction)
+            assert lexical == [store.lexical(question, 4, restriction) for question in questions]
+            assert lexical[-1] == [] and all(lexical[:2])
+            dense = store.dense_many(vectors, 4, restriction)
+            assert [tie_order(d) for d in dense] == [tie_order(store.dense(v, 4, restriction)) for v in vectors]
+        assert {row for row, _ in store.dense_many(vectors, 4, store.restrict(["rockets"]))[0]} == {2, 3}
+
+
 def test_milvus_hybrid_search_fuses_by_reciprocal_rank(milvus_settings, embedder):
     build_index(milvus_settings, embedder)
     with opened(milvus_settings, embedder) as (index, local, milvus):
