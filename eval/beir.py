@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="report path (default eval/reports/beir-<dataset>.json)")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"embedding cache folder (default {CACHE})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    parser.add_argument("--first-stage-only", action="store_true",
+                        help="skip hybrid+rescore, the product's second stage over the fused top 20 (minutes on CPU)")
     return parser.parse_args(argv)
 
 
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings.dense_weight,
                 args.cache,
                 progress=lambda done, total: bar.update(done - bar.n),
+                second_stage=not args.first_stage_only,
             )
     except RagError as exc:
         print(f"beir: error: {exc}", file=sys.stderr)

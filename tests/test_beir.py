@@ -98,6 +98,14 @@ def test_all_modes_run_and_dense_needs_an_embedder(tmp_path, embedder):
     assert 0 < results["hybrid"]["ndcg@10"] <= 1
     with pytest.raises(RagError, match="need an embedder"):
         run_benchmark(dataset, None, modes=("hybrid",))
+
+
+def test_the_second_stage_reorders_the_fused_head_and_loses_no_document(tmp_path, embedder):
+    dataset = load_beir(write_dataset(tmp_path / "tiny"))
+    results = run_benchmark(dataset, embedder, modes=("hybrid",), second_stage=True)
+    assert list(results) == ["hybrid", "hybrid+rescore"]
+    assert results["hybrid+rescore"]["recall@100"] == results["hybrid"]["recall@100"] == 1.0
+    assert 0 < results["hybrid+rescore"]["ndcg@10"] <= 1
     with pytest.raises(RagError, match="mode .sparse. is not one of dense, bm25, hybrid"):
         run_benchmark(dataset, embedder, modes=("sparse",))
 
