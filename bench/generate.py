@@ -1,7 +1,7 @@
 """Checked prose from a small local model over the eval questions: what the checks keep, and how fast.
 
-    python bench/generate.py                 # every eval question; a local SmolLM2-135M server is started
-    python bench/generate.py --limit 40      # a fixed-seed sample
+    python bench/generate.py                          # every eval question; a local SmolLM2-135M server is started
+    python bench/generate.py --split test --limit 48  # a fixed-seed sample of the held-out split
     RAG_LLM_URL=http://127.0.0.1:11434/v1 RAG_LLM_MODEL=qwen2.5:0.5b python bench/generate.py   # another server
 
 Per question: the extractive ``ask`` (the baseline, timed in the same run), then the model's
@@ -23,6 +23,18 @@ import time
 from harness import REPO_ROOT, machine, offline_env, summary_ms, table, write_result
 
 SEED = 14
+
+
+def sample(questions: list, limit: int | None, seed: int = SEED) -> list:
+    """A fixed-seed sample keeping the answerable/unanswerable shares of ``questions``, in id order."""
+    if not limit or limit >= len(questions):
+        return questions
+    rng = random.Random(seed)
+    unanswerable = [q for q in questions if not q.answerable]
+    wanted = max(1, round(limit * len(unanswerable) / len(questions))) if unanswerable else 0
+    answerable = [q for q in questions if q.answerable]
+    chosen = rng.sample(unanswerable, wanted) + rng.sample(answerable, limit - wanted)
+    return sorted(chosen, key=lambda q: q.id)
 
 
 def _config(settings, stack: contextlib.ExitStack):
@@ -85,7 +97,9 @@ def summarise(records: list[dict]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, help="score a fixed-seed sample of this many questions")
+    parser.add_argument("--limit", type=int, help="score a fixed-seed sample of this many questions (the "
+                        "unanswerable share kept)")
+    parser.add_argument("--split", choices=("tune", "test"), help="only this split of the eval questions")
     args = parser.parse_args()
     offline_env()
     sys.path.insert(0, str(REPO_ROOT))
@@ -96,9 +110,8 @@ def main() -> int:
 
     settings = Settings.from_env()
     assistant, _ = open_assistant(settings)
-    questions = load_questions(DEFAULT_QUESTIONS)
-    if args.limit:
-        questions = sorted(random.Random(SEED).sample(questions, min(args.limit, len(questions))), key=lambda q: q.id)
+    questions = sample([q for q in load_questions(DEFAULT_QUESTIONS) if q.split == (args.split or q.split)],
+                       args.limit)
     scorer = SupportScorer(assistant.embedder)
     load = machine()
     with contextlib.ExitStack() as stack:
@@ -110,6 +123,8 @@ def main() -> int:
     latency = [{"stage": k, **v} for k, v in summary.items() if k.endswith("_ms")]
     print(table("latency (ms, from the question)", latency, ["stage", "n", "p50_ms", "p95_ms", "mean_ms", "max_ms"]))
     path = write_result("generate", {"machine": load, "model": config.model, "url": config.url,
+                                     "split": args.split or "all", "seed": SEED if args.limit else None,
+                                     "question_ids": [q.id for q in questions],
                                      "threshold": settings.sentence_support_min, "summary": summary,
                                      "records": records})
     print(f"results: {path}")
