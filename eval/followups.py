@@ -1,8 +1,8 @@
 """Follow-up rewriting on eval/conversations.jsonl: retrieval hit@1 of each follow-up, per rewriter.
 
-    python eval/followups.py          # as typed, the rule (with and without its carried source)
-    python eval/followups.py --llm    # also the LLM rewrite: RAG_LLM_URL if set, else a local
-                                      # SmolLM2-135M server started (and stopped) here
+    python eval/followups.py          # as typed, and the rule under each followup_sources choice
+    python eval/followups.py --llm    # also the LLM rewrite (each choice too): RAG_LLM_URL if set,
+                                      # else a local SmolLM2-135M server started (and stopped) here
 
 Writes eval/reports/followups.json with every follow-up as each rewriter searched it.
 """
@@ -23,6 +23,7 @@ REPORT = REPO / "eval" / "reports" / "followups.json"
 
 
 def _llm_config(settings, stack: contextlib.ExitStack):
+    from rag.conversation import REWRITE_MAX_TOKENS
     from rag.llm import LLMConfig
     from rag.llm_server import MODEL_ALIAS, LocalModelServer
 
@@ -30,27 +31,34 @@ def _llm_config(settings, stack: contextlib.ExitStack):
     if config is None:
         server = stack.enter_context(LocalModelServer())
         config = LLMConfig(url=server.url, model=MODEL_ALIAS)
-    return dataclasses.replace(config, max_tokens=48)  # a question, not an essay
+    return dataclasses.replace(config, max_tokens=REWRITE_MAX_TOKENS)  # as the product asks
+
+
+# Each rewriter under each choice of the followup_sources setting; "rule" and "llm" are "previous".
+CARRIES = {"previous": "", "named": ", named source only", "none": ", text only"}
 
 
 def _rewriters(documents, settings, stack: contextlib.ExitStack, with_llm: bool):
     from rag.followup import Rewrite, llm_rewrite, rule_rewrite
     from rag.llm import Message, complete_chat
 
-    def rule_text_only(question, history):
-        return dataclasses.replace(rule_rewrite(question, history, documents), sources=())
+    def rule(carry):
+        return lambda question, history: rule_rewrite(question, history, documents, carry)
 
-    rewriters = {"as typed": lambda question, history: Rewrite(question),
-                 "rule, text only": rule_text_only,
-                 "rule": lambda question, history: rule_rewrite(question, history, documents)}
+    rewriters = {"as typed": lambda question, history: Rewrite(question)}
+    rewriters.update({f"rule{suffix}": rule(carry) for carry, suffix in CARRIES.items()})
     if with_llm:
         config = _llm_config(settings, stack)
 
+        @functools.cache  # the variants differ in the source kept, mostly not in the prompt
         def complete(prompt: str) -> str:
             return complete_chat(config, [Message("user", prompt)])
 
-        rewriters["llm"] = lambda question, history: llm_rewrite(question, history, complete,
-                                                                 settings.max_question_chars, documents)
+        def llm(carry):
+            return lambda question, history: llm_rewrite(question, history, complete, settings.max_question_chars,
+                                                          documents, carry)
+
+        rewriters.update({f"llm{suffix}": llm(carry) for carry, suffix in CARRIES.items()})
     return rewriters
 
 
@@ -83,11 +91,12 @@ def main() -> int:
         scores = [score_rewriter(method, rewrite, conversations, search, text_of)
                   for method, rewrite in rewriters.items()]
     print(f"{len(conversations)} conversations, {scores[0].follow_ups} follow-ups")
-    print(f"{'rewriter':<18} {'hit@1':>6}")
+    print(f"{'rewriter':<28} {'hit@1':>6}")
     for score in scores:
-        print(f"{score.method:<18} {score.hit_at_1:>6.3f}")
+        print(f"{score.method:<28} {score.hit_at_1:>6.3f}")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps({
+        "command": "python eval/followups.py" + (" --llm" if args.llm else ""),
         "conversations": len(conversations), "follow_ups": scores[0].follow_ups,
         "hit@1": {s.method: round(s.hit_at_1, 4) for s in scores},
         "results": {s.method: [dataclasses.asdict(r) for r in s.results] for s in scores},

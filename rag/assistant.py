@@ -279,8 +279,7 @@ class Assistant:
     def rewrite(self, question: str, history: Sequence[Turn]) -> Rewrite:
         """A follow-up made standalone: by the model when one is configured, else by the rule."""
         documents = [source.document for source in self.sources()]
-        return rewrite_followup(self.check_question(question), history, documents, self.generator(),
-                                self.settings.max_question_chars)
+        return rewrite_followup(self.check_question(question), history, documents, self.generator(), self.settings)
 
     def ask_followup(self, question: str, history: Sequence[Turn],
                      options: RequestOptions = RequestOptions()) -> tuple[Rewrite, Answer]:

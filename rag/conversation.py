@@ -24,8 +24,15 @@ if TYPE_CHECKING:  # the default path never loads httpx
 
 REWRITE_MAX_TOKENS = 48  # a question, not an essay
 
-NO_MODEL = ("--generate needs a language model: set RAG_LLM_URL to an OpenAI-compatible base URL "
+
+def no_model_message(option: str = "--generate", where: str = "") -> str:
+    """Why ``option`` cannot be served without a model, and the variables that configure one."""
+    start = f"start {where} with RAG_LLM_URL set" if where else "set RAG_LLM_URL"
+    return (f"{option} needs a language model: {start} to an OpenAI-compatible base URL "
             "(e.g. http://127.0.0.1:11434/v1 for Ollama) and RAG_LLM_MODEL to its model name")
+
+
+NO_MODEL = no_model_message()
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,9 @@ def require(generator: Generator | None) -> Generator:
 
 
 def rewrite_followup(question: str, history: Sequence[Turn], documents: Sequence[Document],
-                     generator: Generator | None, max_chars: int) -> Rewrite:
+                     generator: Generator | None, settings: Settings) -> Rewrite:
     """The standalone question to search: by the model when one is configured, else by the rule."""
     if generator is None:
-        return rule_rewrite(question, history, documents)
-    return llm_rewrite(question, history, generator.complete, max_chars, documents)
+        return rule_rewrite(question, history, documents, settings.followup_sources)
+    return llm_rewrite(question, history, generator.complete, settings.max_question_chars, documents,
+                       settings.followup_sources)

@@ -2,9 +2,10 @@
 
 Two rewriters share one result type. The deterministic rule carries the previous turn's *focus*
 (the names it asked about, else its content words) into a follow-up that refers back (a pronoun,
-"that paper", "the second one", "and what about ..."), and carries the previous answer's *source*
-unless the follow-up names another one. With a language model configured, the model rewrites the
-question instead, and the rule's source is still carried; any failure falls back to the rule.
+"that paper", "the second one", "and what about ..."), and may keep the search to a *source*: one
+the follow-up names or points at, or the previous answer's (``SOURCE_CARRY``, measured by
+eval/followups.py). With a language model configured, the model rewrites the question instead, and
+the rule's source is still carried; any failure falls back to the rule.
 """
 
 from __future__ import annotations
@@ -123,16 +124,30 @@ def _ordinal_source(question: str, previous: Turn) -> str | None:
     return ids[n - 1] if n <= len(ids) else None
 
 
-def rule_rewrite(question: str, history: Sequence[Turn], documents: Sequence[Document] = ()) -> Rewrite:
-    """Carry the previous turn's focus and source into a follow-up that refers back."""
+# Which source a rewritten follow-up keeps its search to (the ``followup_sources`` setting, default there):
+# "named": one it names or points at ("the second one"); "previous": that, else the previous
+# answer's; "none": none, the focus is carried as text only.
+SOURCE_CARRY = ("named", "previous", "none")
+
+
+def _carried_source(question: str, previous: Turn, documents: Sequence[Document], carry: str) -> str | None:
+    if carry not in SOURCE_CARRY:
+        raise RagError(f"followup_sources {carry!r} is not one of {', '.join(SOURCE_CARRY)}")
+    if carry == "none":
+        return None
+    named = names_source(question, documents) or _ordinal_source(question, previous)
+    return named or (previous.source_ids[0] if carry == "previous" and previous.source_ids else None)
+
+
+def rule_rewrite(question: str, history: Sequence[Turn], documents: Sequence[Document], carry: str) -> Rewrite:
+    """Carry the previous turn's focus (and, per ``carry``, a source) into a follow-up that refers back."""
     if not history or not refers_back(question):
         return Rewrite(question)
     previous = history[-1]
     focus = focus_of(previous.standalone)
     missing = [w for w in focus.split() if w.lower() not in question.lower()]
     standalone = question.rstrip(" ?.!") + (f" ({' '.join(missing)})" if missing else "") + "?"
-    named = names_source(question, documents)
-    carried = named or _ordinal_source(question, previous) or (previous.source_ids[:1] or (None,))[0]
+    carried = _carried_source(question, previous, documents, carry)
     return Rewrite(standalone, (carried,) if carried else (), "rule")
 
 
@@ -146,9 +161,9 @@ REWRITE_PROMPT = (
 
 
 def llm_rewrite(question: str, history: Sequence[Turn], complete: Complete, max_chars: int,
-                documents: Sequence[Document] = ()) -> Rewrite:
+                documents: Sequence[Document], carry: str) -> Rewrite:
     """The model's standalone version of the follow-up; the rule's when the model fails or rambles."""
-    fallback = rule_rewrite(question, history, documents)
+    fallback = rule_rewrite(question, history, documents, carry)
     if fallback.method == "none":
         return fallback
     titles = {d.id: d.title for d in documents}

@@ -55,8 +55,6 @@ class LLMConfig:
         """The configured generator, or None when ``RAG_LLM_URL`` is unset."""
         if not settings.llm_url:
             return None
-        if not settings.llm_url.startswith(("http://", "https://")):
-            raise GenerationError(f"RAG_LLM_URL {settings.llm_url!r} must start with http:// or https://")
         return cls(url=settings.llm_url, model=settings.llm_model or "default", api_key=settings.llm_api_key,
                    read_timeout=min(30.0, settings.llm_timeout), total_timeout=settings.llm_timeout,
                    max_tokens=settings.llm_max_tokens)

@@ -51,23 +51,43 @@ def test_focus_prefers_names_over_content_words():
 
 
 def test_rule_carries_focus_and_source():
-    rewrite = rule_rewrite("How was it trained?", [INSTRUCTGPT], DOCUMENTS)
+    rewrite = rule_rewrite("How was it trained?", [INSTRUCTGPT], DOCUMENTS, "previous")
     assert rewrite == Rewrite("How was it trained (InstructGPT)?", ("ouyang2022-instructgpt",), "rule")
 
 
 def test_rule_leaves_a_standalone_question_alone():
-    assert rule_rewrite("What is MT-DNN?", [INSTRUCTGPT], DOCUMENTS) == Rewrite("What is MT-DNN?")
-    assert rule_rewrite("How was it trained?", [], DOCUMENTS) == Rewrite("How was it trained?")
+    assert rule_rewrite("What is MT-DNN?", [INSTRUCTGPT], DOCUMENTS, "previous") == Rewrite("What is MT-DNN?")
+    assert rule_rewrite("How was it trained?", [], DOCUMENTS, "previous") == Rewrite("How was it trained?")
 
 
 def test_rule_follows_a_named_source_instead_of_the_previous_one():
-    rewrite = rule_rewrite("And what does the MT-DNN paper say about it?", [INSTRUCTGPT], DOCUMENTS)
+    rewrite = rule_rewrite("And what does the MT-DNN paper say about it?", [INSTRUCTGPT], DOCUMENTS, "previous")
     assert rewrite.sources == ("liu2019-mtdnn",)
 
 
 def test_rule_resolves_an_ordinal_to_that_citation_source():
-    rewrite = rule_rewrite("Tell me more about the second one.", [INSTRUCTGPT], DOCUMENTS)
+    rewrite = rule_rewrite("Tell me more about the second one.", [INSTRUCTGPT], DOCUMENTS, "previous")
     assert rewrite.sources == ("llm-faq-page",)
+
+
+@pytest.mark.parametrize(("carry", "question", "sources"), [
+    ("previous", "How was it trained?", ("ouyang2022-instructgpt",)),
+    ("named", "How was it trained?", ()),
+    ("named", "And what does the MT-DNN paper say about it?", ("liu2019-mtdnn",)),
+    ("named", "Tell me more about the second one.", ("llm-faq-page",)),
+    ("none", "How was it trained?", ()),
+    ("none", "And what does the MT-DNN paper say about it?", ()),
+])
+def test_the_source_carried_follows_the_setting(carry, question, sources):
+    rewrite = rule_rewrite(question, [INSTRUCTGPT], DOCUMENTS, carry)
+    assert (rewrite.sources, rewrite.method) == (sources, "rule")
+    # the text never changes, only the source kept to
+    assert rewrite.question == rule_rewrite(question, [INSTRUCTGPT], DOCUMENTS, "none").question
+
+
+def test_an_unknown_source_carry_is_refused():
+    with pytest.raises(RagError, match=r"^followup_sources 'all' is not one of named, previous, none$"):
+        rule_rewrite("How was it trained?", [INSTRUCTGPT], DOCUMENTS, "all")
 
 
 def test_names_source_by_id_words_or_first_author():
@@ -83,7 +103,7 @@ def test_llm_rewrite_uses_the_models_question_and_the_rules_source():
         prompts.append(prompt)
         return "How was InstructGPT trained?\n"
 
-    rewrite = llm_rewrite("How was it trained?", [INSTRUCTGPT], complete, 200, DOCUMENTS)
+    rewrite = llm_rewrite("How was it trained?", [INSTRUCTGPT], complete, 200, DOCUMENTS, "previous")
     assert rewrite == Rewrite("How was InstructGPT trained?", ("ouyang2022-instructgpt",), "llm")
     assert "Question: What is InstructGPT? (answered from: Training language models" in prompts[0]
     assert prompts[0].endswith("Last question: How was it trained?\nRewritten question:")
@@ -93,18 +113,20 @@ def test_llm_rewrite_falls_back_to_the_rule_when_the_model_fails():
     def down(prompt: str) -> str:
         raise RagError("cannot reach the language model at http://127.0.0.1:9 (is the server running?)")
 
-    rewrite = llm_rewrite("How was it trained?", [INSTRUCTGPT], down, 200, DOCUMENTS)
+    rewrite = llm_rewrite("How was it trained?", [INSTRUCTGPT], down, 200, DOCUMENTS, "previous")
     assert (rewrite.question, rewrite.method) == ("How was it trained (InstructGPT)?", "rule")
     assert rewrite.note.startswith("the model could not rewrite it (cannot reach the language model")
 
 
 def test_llm_rewrite_rejects_an_empty_or_rambling_reply():
-    assert llm_rewrite("How was it trained?", [INSTRUCTGPT], lambda p: "  \n", 200, DOCUMENTS).method == "rule"
-    assert llm_rewrite("How was it trained?", [INSTRUCTGPT], lambda p: "x" * 300, 200, DOCUMENTS).method == "rule"
+    for reply in ("  \n", "x" * 300):
+        assert llm_rewrite("How was it trained?", [INSTRUCTGPT], lambda p, r=reply: r, 200, DOCUMENTS,
+                           "previous").method == "rule"
 
 
 def test_llm_is_not_asked_about_a_standalone_question():
     def never(prompt: str) -> str:
         raise AssertionError("the model was asked to rewrite a standalone question")
 
-    assert llm_rewrite("What is MT-DNN?", [INSTRUCTGPT], never, 200, DOCUMENTS) == Rewrite("What is MT-DNN?")
+    rewrite = llm_rewrite("What is MT-DNN?", [INSTRUCTGPT], never, 200, DOCUMENTS, "previous")
+    assert rewrite == Rewrite("What is MT-DNN?")

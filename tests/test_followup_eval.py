@@ -56,7 +56,8 @@ def test_hit_at_1_counts_follow_ups_whose_first_passage_holds_the_gold(tmp_path)
 
     conversations = load_conversations(path)
     plain = score_rewriter("as typed", lambda q, h: Rewrite(q), conversations, search, lambda s: TEXT)
-    rule = score_rewriter("rule", rule_rewrite, conversations, search, lambda s: TEXT)
+    rule = score_rewriter("rule", lambda q, h: rule_rewrite(q, h, (), "previous"), conversations, search,
+                          lambda s: TEXT)
     assert (plain.hit_at_1, rule.hit_at_1, rule.follow_ups) == (0.0, 1.0, 1)
     assert rule.results[0].searched == "And what do they hunt (cats sleep)?"
     assert searched[-1] == ("And what do they hunt (cats sleep)?", ("notes",))
