@@ -192,7 +192,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> None:
     from rag.assistant import Assistant
-    from rag.reporting import answer_row
+    from rag.reporting import ask_row
 
     if args.question is None and not args.queries:
         raise _usage("ask needs a QUESTION or --queries FILE")
@@ -212,15 +212,15 @@ def cmd_ask(args: argparse.Namespace) -> None:
     if args.queries:
         for query in queries:
             answer = assistant.ask(query["question"], options)
-            prose = assistant.prose(answer).result().as_json() if args.generate else {}
-            _print_json({"id": query["id"], **answer_row(answer), **prose}, pretty=False)
+            prose = assistant.prose(answer).result() if args.generate else None
+            _print_json({"id": query["id"], **ask_row(answer, prose)}, pretty=False)
         return
     rewrite, answer = _ask_in_context(assistant, args.question, history, options)
     if args.json:
-        prose = assistant.prose(answer).result().as_json() if args.generate else {}
+        prose = assistant.prose(answer).result() if args.generate else None
         # Follow-up fields only for a follow-up: a plain ask keeps the shape of POST /v1/ask and MCP's ask.
         followup = _rewrite_row(rewrite) if history is not None else {}
-        _print_json({**answer_row(answer), **followup, **prose})
+        _print_json({**ask_row(answer, prose), **followup})
         return
     if rewrite.question != args.question:
         print(f"Searched as: {rewrite.question}" + (f"  (in {', '.join(rewrite.sources)})" if rewrite.sources

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from rag.assistant import Assistant, RequestOptions, SourceMetadata, open_assistant
+from rag.conversation import no_model_message
 from rag.http_errors import BodyLimit, install_error_handlers, too_large
-from rag.reporting import answer_row, change_row, search_rows, source_rows, status_row
+from rag.reporting import ask_row, change_row, search_rows, source_rows, status_row
 from rag.settings import Settings
 
 T = TypeVar("T")
@@ -41,6 +42,19 @@ class QuestionBody(BaseModel):
 
     def options(self) -> RequestOptions:
         return RequestOptions(k=self.k, mode=self.mode, sources=tuple(self.sources))
+
+
+class AskBody(QuestionBody):
+    """A question for ``POST /v1/ask``; ``generate`` is ``rag ask --generate``."""
+
+    generate: bool = Field(False, description="Also write the answer in prose with the server's language model "
+                                              "(RAG_LLM_URL); every sentence is checked against the quotes.")
+
+
+def ask_with_prose(assistant: Assistant, body: AskBody) -> dict[str, Any]:
+    """The ``rag ask [--generate] --json`` object; a model that fails leaves the answer with a notice."""
+    answer = assistant.ask(body.question, body.options())
+    return ask_row(answer, assistant.prose(answer).result() if body.generate else None)
 
 
 class Workers:
@@ -89,9 +103,11 @@ def create_app(assistant: Assistant, token: str = "") -> FastAPI:
     async def search(body: QuestionBody) -> list[dict[str, Any]]:
         return search_rows(await workers.query(assistant.search, body.question, body.options()))
 
-    @app.post("/v1/ask", summary="A quoted, cited answer or an abstention (rag ask --json)")
-    async def ask(body: QuestionBody) -> dict[str, Any]:
-        return answer_row(await workers.query(assistant.ask, body.question, body.options()))
+    @app.post("/v1/ask", summary="A quoted, cited answer or an abstention (rag ask [--generate] --json)")
+    async def ask(body: AskBody) -> dict[str, Any]:
+        if body.generate and not assistant.settings.llm_url:  # refused before any model work
+            raise HTTPException(503, no_model_message('"generate": true', "the server"))
+        return await workers.query(ask_with_prose, assistant, body)
 
     @app.get(SOURCES_PATH, summary="The indexed sources (rag sources --json)")
     async def list_sources() -> list[dict[str, Any]]:

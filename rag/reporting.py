@@ -9,6 +9,7 @@ from rag.types import Answer, Citation, Document, Hit
 
 if TYPE_CHECKING:
     from rag.assistant import Change, IndexStatus, Passage, Source
+    from rag.generate import Prose
 
 SECTION_SEPARATOR = " > "
 
@@ -112,6 +113,11 @@ def answer_row(answer: Answer) -> dict[str, Any]:
         "support": round(answer.support, 4),
         "citations": [citation_row(c) for c in answer.citations],
     }
+
+
+def ask_row(answer: Answer, prose: Prose | None = None) -> dict[str, Any]:
+    """``rag ask --json`` and ``POST /v1/ask``: the answer, and the checked prose fields when prose was asked for."""
+    return {**answer_row(answer), **(prose.as_json() if prose is not None else {})}
 
 
 # ---------------------------------------------------------------- application-layer results

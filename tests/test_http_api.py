@@ -3,6 +3,7 @@ token, one-line errors with the right status, and a rebuild swapped in under a r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -14,12 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import KeywordEmbedder
-from helpers import serving
+from helpers import free_port, serving
 
 import rag.embedding
 from rag.assistant import Assistant, open_assistant
 from rag.cli import main
 from rag.http_api import create_app
+from rag.llm_server import MODEL_ALIAS
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -134,6 +136,64 @@ def test_an_unexpected_failure_is_a_500_without_a_traceback(client, assistant, m
     response = client.post("/v1/search", json={"question": "cats"})
     assert_error(response, 500, "internal error; the server log has the details")
     assert "secret" not in response.text and "Traceback" not in response.text
+
+
+# ---------------------------------------------------------------- checked prose ("generate": true)
+
+
+@contextlib.contextmanager
+def prose_client(assistant: Assistant, llm_url: str, monkeypatch) -> Iterator[httpx.Client]:
+    """The API over the same index with a language model at ``llm_url`` (also set for the CLI)."""
+    llm = {"llm_url": llm_url, "llm_model": MODEL_ALIAS, "llm_max_tokens": 48, "llm_timeout": 300.0}
+    for name, value in llm.items():
+        monkeypatch.setenv(f"RAG_{name.upper()}", str(value))
+    with_model = open_assistant(assistant.settings.replace(**llm), KeywordEmbedder())[0]
+    with serving(create_app(with_model)) as url, httpx.Client(base_url=url, timeout=600) as http:
+        yield http
+
+
+PROSE_FIELDS = {"prose", "sentences", "prose_withheld_because", "generation_notice"}
+
+
+@pytest.mark.slow
+def test_ask_with_generate_returns_the_checked_prose_the_cli_prints(assistant, cli_json, llm_server, monkeypatch):
+    question = "How long does a house cat sleep?"
+    with prose_client(assistant, llm_server.url, monkeypatch) as client:
+        response = client.post("/v1/ask", json={"question": question, "generate": True})
+        plain = client.post("/v1/ask", json={"question": question}).json()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == cli_json("ask", question, "--generate")  # temperature 0: the same reply, checked the same
+    assert set(body) - set(plain) == PROSE_FIELDS and PROSE_FIELDS.isdisjoint(plain)
+    assert {k: v for k, v in body.items() if k not in PROSE_FIELDS} == plain
+    assert body["generation_notice"] is None and body["sentences"], "the real model wrote a reply"
+    kept = [s["text"] for s in body["sentences"] if s["supported"]]
+    assert body["prose"] == (" ".join(kept) if kept else None)
+    assert (body["prose_withheld_because"] is None) == bool(kept)
+
+
+def test_ask_with_generate_and_the_model_server_down_keeps_the_answer_with_a_notice(assistant, cli_json,
+                                                                                    monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    question = "How long does a house cat sleep?"
+    with prose_client(assistant, url, monkeypatch) as client:
+        response = client.post("/v1/ask", json={"question": question, "generate": True})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["generation_notice"] == (f"Prose unavailable: cannot reach the language model at {url} (is the "
+                                         "server running?). Showing the quoted answer.")
+    assert (body["prose"], body["sentences"], body["abstained"]) == (None, [], False)
+    assert body["citations"][0]["quote"] == "A house cat sleeps about fifteen hours."
+    assert body == cli_json("ask", question, "--generate")
+
+
+def test_ask_with_generate_and_no_model_configured_is_a_503(client):
+    assert_error(client.post("/v1/ask", json={"question": "cats", "generate": True}), 503,
+                 '"generate": true needs a language model: start the server with RAG_LLM_URL set to an '
+                 "OpenAI-compatible base URL (e.g. http://127.0.0.1:11434/v1 for Ollama) and RAG_LLM_MODEL to "
+                 "its model name")
+    assert_error(client.post("/v1/ask", json={"question": "cats", "generate": "maybe"}), 422,
+                 "generate: Input should be a valid boolean, unable to interpret input")
 
 
 # ---------------------------------------------------------------- writes
