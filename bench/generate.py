@@ -63,10 +63,24 @@ def _one(assistant, question, config, scorer, threshold) -> dict:
     attempted = not answer.abstained
     return {"id": question.id, "answerable": question.answerable, "reader_abstained": answer.abstained,
             "attempted": attempted, "notice": prose.notice, "sentences": len(prose.sentences),
-            "kept": sum(s.supported for s in prose.sentences), "withheld_because": prose.withheld_because,
+            "kept": sum(s.supported for s in prose.sentences), "dropped": drop_counts(prose.sentences),
+            "withheld_because": prose.withheld_because,
             "prose_shown": prose.text is not None, "extractive_s": extractive,
             "first_token_s": None if prose.first_token_s is None else extractive + prose.first_token_s,
             "checked_s": checked if attempted else None, "reply": prose.reply}
+
+
+# Why a sentence was dropped, from the start of the checker's reason (rag.check).
+DROP_KINDS = {"it cites no source": "no marker", "it cites [": "marker to an unshown passage",
+              "not supported": "below the support threshold", "the model declined": "model declined"}
+
+
+def drop_counts(sentences) -> dict[str, int]:
+    counts = dict.fromkeys(DROP_KINDS.values(), 0)
+    for sentence in sentences:
+        if not sentence.supported:
+            counts[next(kind for start, kind in DROP_KINDS.items() if (sentence.reason or "").startswith(start))] += 1
+    return counts
 
 
 def _share(flags) -> float:
@@ -83,6 +97,7 @@ def summarise(records: list[dict]) -> dict:
         "failures": sum(r["notice"] is not None for r in records),
         "sentences": sum(r["sentences"] for r in replied),
         "sentences_kept": round(sum(r["kept"] for r in replied) / max(1, sum(r["sentences"] for r in replied)), 4),
+        "dropped": {kind: sum(r["dropped"][kind] for r in replied) for kind in DROP_KINDS.values()},
         "replies_with_a_supported_sentence": _share(r["kept"] > 0 for r in replied),
         "model_declined": _share((r["withheld_because"] or "").startswith("The model said") for r in replied),
         "abstention_unanswerable": _share(not r["prose_shown"] for r in unanswerable),
@@ -118,8 +133,9 @@ def main() -> int:
         config = _config(settings, stack)
         records = [_one(assistant, q, config, scorer, settings.sentence_support_min) for q in questions]
     summary = summarise(records)
-    print(table("checked prose", [{k: v for k, v in summary.items() if not k.endswith("_ms")}],
-                [k for k in summary if not k.endswith("_ms")]))
+    shares = {k: v for k, v in summary.items() if not k.endswith("_ms") and k != "dropped"}
+    print(table("checked prose", [shares], list(shares)))
+    print(table("sentences dropped, by reason", [summary["dropped"]], list(summary["dropped"])))
     latency = [{"stage": k, **v} for k, v in summary.items() if k.endswith("_ms")]
     print(table("latency (ms, from the question)", latency, ["stage", "n", "p50_ms", "p95_ms", "mean_ms", "max_ms"]))
     path = write_result("generate", {"machine": load, "model": config.model, "url": config.url,
