@@ -125,9 +125,9 @@ def _ordinal_source(question: str, previous: Turn) -> str | None:
 
 
 # Which source a rewritten follow-up keeps its search to (the ``followup_sources`` setting, default there):
-# "named": one it names or points at ("the second one"); "previous": that, else the previous
-# answer's; "none": none, the focus is carried as text only.
-SOURCE_CARRY = ("named", "previous", "none")
+# "previous": one it names or points at ("the second one"), else the previous answer's; "named": only
+# one it names or points at; "none": none, the focus is carried as text only.
+SOURCE_CARRY = ("previous", "named", "none")
 
 
 def _carried_source(question: str, previous: Turn, documents: Sequence[Document], carry: str) -> str | None:

@@ -183,8 +183,7 @@ def test_history_is_kept_across_questions_and_cleared_by_the_button(tiny):
     assert at.session_state["history"] == []
 
 
-def test_a_follow_up_is_searched_as_a_standalone_question_within_the_previous_source(tiny, monkeypatch):
-    monkeypatch.setenv("RAG_FOLLOWUP_SOURCES", "previous")  # the default, "named", carries none here
+def test_a_follow_up_is_searched_as_a_standalone_question_within_the_previous_source(tiny):
     at = ask(ask(start(), "How long does a house cat sleep?"), "And what do they hunt?")
     captions = [c.value for c in at.caption]
     assert "Searched as: “And what do they hunt (long house cat sleep)?” — within Notes on Cats" in captions

@@ -86,7 +86,7 @@ def test_the_source_carried_follows_the_setting(carry, question, sources):
 
 
 def test_an_unknown_source_carry_is_refused():
-    with pytest.raises(RagError, match=r"^followup_sources 'all' is not one of named, previous, none$"):
+    with pytest.raises(RagError, match=r"^followup_sources 'all' is not one of previous, named, none$"):
         rule_rewrite("How was it trained?", [INSTRUCTGPT], DOCUMENTS, "all")
 
 

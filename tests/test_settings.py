@@ -71,7 +71,7 @@ def test_unknown_names_are_refused_listing_the_known_ones():
     ({"max_upload_bytes": 0}, r"^max_upload_bytes must be a positive integer, got 0$"),
     ({"llm_url": "localhost:11434/v1"}, r"^llm_url 'localhost:11434/v1' must start with http:// or https:// \(an "
                                         r"OpenAI-compatible base URL, e\.g\. http://127\.0\.0\.1:11434/v1\)$"),
-    ({"followup_sources": "all"}, r"^followup_sources 'all' is not one of named, previous, none$"),
+    ({"followup_sources": "all"}, r"^followup_sources 'all' is not one of previous, named, none$"),
 ])
 def test_bad_values_are_refused_showing_the_value(values, message):
     with pytest.raises(SettingsError, match=message):
