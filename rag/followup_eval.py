@@ -10,12 +10,11 @@ answer's first quote comes from it almost always), which keeps a run to one enco
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.eval.questions import EvalDataError, EvalQuestion, Evidence, locate_evidence
+from rag.eval.questions import EvalDataError, EvalQuestion, Evidence, locate_evidence, read_lines
 from rag.eval.retrieval import covers
 from rag.followup import Rewrite, Turn
 from rag.settings import REPO_ROOT
@@ -63,20 +62,13 @@ def _turn(item: object, where: str) -> EvalQuestion:
 
 
 def load_conversations(path: Path = DEFAULT_CONVERSATIONS) -> list[Conversation]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalDataError(f"cannot read conversations file {str(path)!r} ({exc.__class__.__name__})") from None
     conversations = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, item in read_lines(path, "conversations"):
         try:
-            item = json.loads(line)
             turns = item["turns"]
             if not isinstance(item["id"], str) or not isinstance(turns, list) or len(turns) < 2:
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             raise EvalDataError(f"{path}:{number}: expected {{id, turns: [two or more turns]}}") from None
         conversations.append(Conversation(item["id"], tuple(_turn(t, f"{item['id']}#{i}")
                                                             for i, t in enumerate(turns, start=1))))

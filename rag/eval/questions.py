@@ -102,12 +102,12 @@ def parse_question(item: object, where: str) -> EvalQuestion:
                         item.get("unanswerable", ""), item.get("split", ""))
 
 
-def read_lines(path: Path) -> list[tuple[int, dict]]:
-    """``(line number, JSON object)`` for each non-blank line."""
+def read_lines(path: Path, kind: str = "questions") -> list[tuple[int, dict]]:
+    """``(line number, JSON object)`` for each non-blank line of a ``kind`` file (JSON lines)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise EvalDataError(f"cannot read questions file {str(path)!r} ({exc.__class__.__name__})") from None
+        raise EvalDataError(f"cannot read {kind} file {str(path)!r} ({exc.__class__.__name__})") from None
     items = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
