@@ -69,9 +69,10 @@ def collect(session, questions, spans, depth: int) -> list[Record]:
 
 
 def _scaled(features: np.ndarray) -> np.ndarray:
-    low, high = features.min(axis=0), features.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    return np.where(high > low, (features - low) / span, 1.0)
+    """Each column min-max scaled, as :func:`rag.rescore.rescore_features` scales its own."""
+    from rag.rescore import min_max
+
+    return np.stack([min_max(column) for column in features.T], axis=1)
 
 
 def at_depth(records: list[Record], depth: int) -> list[Record]:

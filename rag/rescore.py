@@ -55,6 +55,13 @@ def min_max(values: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low) if high > low else np.ones_like(values)
 
 
+def above_the_tail(head: Candidates, tail: Candidates) -> Candidates:
+    """The re-ordered head, then the rest in their first-stage order, their scores capped at the
+    head's lowest so that scores never rise down the list."""
+    floor = head[-1][1] if head else 0.0
+    return [*head, *((row, min(score, floor)) for row, score in tail)]
+
+
 def content_tokens(text: str, stopwords: frozenset[str]) -> list[str]:
     """Stemmed terms without stop words, in order (bigrams need the order)."""
     return [t for t in tokenize([text])[0] if t not in stopwords]

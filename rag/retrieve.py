@@ -11,7 +11,7 @@ from rag.index_store import Index
 from rag.modes import Mode
 from rag.reader.analyser import QuestionAnalyser, question_stopwords
 from rag.reader.lexicon import acronym_key
-from rag.rescore import RESCORE_DEPTH, rescore
+from rag.rescore import RESCORE_DEPTH, above_the_tail, rescore
 from rag.stores import Candidates, SearchStore
 from rag.stores.local import LocalStore
 from rag.types import Chunk, Hit
@@ -175,8 +175,7 @@ class Retriever:
         head = rescore(head, lists, chunks, self.analyser.analyse(request.question),
                        lambda doc_id: self.index.store.document(doc_id).text, self.embedder,
                        self.index.lexical, question_stopwords())
-        floor = head[-1][1]
-        return head + [(row, min(score, floor)) for row, score in tail]
+        return above_the_tail(head, tail)
 
     def search(self, request: SearchRequest) -> list[Hit]:
         """Dense and BM25 rank the question as typed; hybrid reads it first (spelling, acronyms,

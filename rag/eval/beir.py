@@ -212,7 +212,7 @@ def _second_stage_runs(dataset: BeirDataset, embedder: Embedder, lexical: Lexica
     analysed without a lexicon, since SciFact's claims name no source of the corpus."""
     from rag.memo_embedder import MemoEmbedder
     from rag.reader.analyser import QuestionAnalyser, question_stopwords
-    from rag.rescore import RESCORE_DEPTH, rescore
+    from rag.rescore import RESCORE_DEPTH, above_the_tail, rescore
     from rag.types import Chunk
 
     texts = dataset.doc_texts()
@@ -225,8 +225,7 @@ def _second_stage_runs(dataset: BeirDataset, embedder: Embedder, lexical: Lexica
         own = {mode: lists[mode][qid] for mode in ("dense", "bm25")}
         head = rescore(head, own, chunks, analyser.analyse(text), lambda doc: texts[int(doc)], memo, lexical,
                        stopwords)
-        floor = head[-1][1] if head else 0.0
-        runs[qid] = head + [(row, min(score, floor)) for row, score in tail]
+        runs[qid] = above_the_tail(head, tail)
     return runs
 
 
