@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,9 @@ from rag.index_store import (
 )
 from rag.loaders import LOADERS
 from rag.reader.lexicon import LEXICON_FILE, mine_lexicon
+from rag.reader.scoring import passage_sentence_spans
+from rag.rescore import whole_sentences
+from rag.sentence_table import SentenceTable
 from rag.settings import Settings
 from rag.store import ChunkStore
 from rag.stores import generation_publisher
@@ -52,6 +55,7 @@ class BuildReport:
     skipped: tuple[Skipped, ...] = ()  # files in the corpus folder not indexed, with the reason
     # No source changed, yet a generation was written (a store backend lacked it, or skips changed).
     republished: bool = False
+    sentences_embedded: int = 0  # the passages' sentences new to this generation (rag.sentence_table)
 
     @property
     def did_nothing(self) -> bool:
@@ -116,13 +120,23 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         removed = tuple(sorted(set(old_entries) - set(hashes)))
         skipped_reasons = {s.file: s.reason for s in skipped}
         # A backend that lacks the served generation (store just switched to Milvus) gets it written.
+        # So does a generation from before sentence tables: its first questions would be slow.
         if (previous and not (added or changed or removed) and previous[1].skipped == skipped_reasons
-                and (not publisher or publisher.ready(previous[0].name))):
+                and (not publisher or publisher.ready(previous[0].name)) and SentenceTable.stored_in(previous[0])):
             return BuildReport(added, changed, removed, unchanged, 0, previous[1].chunk_count,
                                time.perf_counter() - began, previous[0].name, skipped)
 
-        chunks, vectors, embedded = _chunks_and_vectors(documents, set(unchanged), previous, settings,
-                                                        embedder, progress)
+        chunks, vectors, fresh_rows = _chunks_and_reused_vectors(documents, set(unchanged), previous, settings,
+                                                                 embedder.dimension)
+        by_id = {d.id: d for d in documents}
+        # The passages' sentences are embedded with the new passages, in one pass (one progress bar).
+        known = SentenceTable.load(previous[0]) if previous else SentenceTable.empty(embedder.dimension)
+        sentence_texts = passage_sentences(chunks, by_id)
+        new_sentences = [t for t in sentence_texts if t not in known]
+        encoded = embed_texts([embedding_text(chunks[r]) for r in fresh_rows] + new_sentences,
+                              embedder, settings, progress)
+        vectors[fresh_rows] = encoded[:len(fresh_rows)]
+        sentences = known.extended(sentence_texts, dict(zip(new_sentences, encoded[len(fresh_rows):], strict=True)))
         # One pass: counting each document over all chunks was quadratic (3.5 s at 16k chunks, hours at 1M).
         per_document = Counter(c.doc_id for c in chunks)
         manifest = Manifest(
@@ -137,15 +151,27 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             skipped=skipped_reasons,
             encoder=dict(getattr(embedder, "provenance", {})),
         )
-        by_id = {d.id: d for d in documents}
         write_generation(settings.index_dir, manifest, documents, chunks, vectors,
                          [lexical_text(c, by_id[c.doc_id]) for c in chunks],
-                         {LEXICON_FILE: mine_lexicon(documents).to_json()},  # acronyms, source names
+                         {LEXICON_FILE: mine_lexicon(documents).to_json(),  # acronyms, source names
+                          **sentences.files()},
                          publisher)
         folder = current_generation(settings.index_dir)
-        return BuildReport(added, changed, removed, unchanged, embedded, len(chunks),
+        return BuildReport(added, changed, removed, unchanged, len(fresh_rows), len(chunks),
                            time.perf_counter() - began, folder.name if folder else "", skipped,
-                           republished=bool(previous) and not (added or changed or removed))
+                           republished=bool(previous) and not (added or changed or removed),
+                           sentences_embedded=len(new_sentences))
+
+
+def passage_sentences(chunks: list[Chunk], documents: Mapping[str, Document]) -> list[str]:
+    """Every sentence text the query path encodes for these passages: the whole sentences the
+    second stage reads (``rescore.whole_sentences``) and the ones the reader quotes."""
+    texts: dict[str, None] = {}
+    for chunk in chunks:
+        text = documents[chunk.doc_id].text
+        for start, end in (*whole_sentences(text, chunk), *passage_sentence_spans(text, chunk)):
+            texts[text[start:end]] = None
+    return list(texts)
 
 
 def _no_sources(corpus_dir: Path, skipped: tuple[Skipped, ...]) -> str:
@@ -156,10 +182,11 @@ def _no_sources(corpus_dir: Path, skipped: tuple[Skipped, ...]) -> str:
             "add one with `rag add FILE`")
 
 
-def _chunks_and_vectors(documents: list[Document], unchanged: set[str],
-                        previous: tuple[Path, Manifest] | None, settings: Settings,
-                        embedder: Embedder, progress: Progress | None) -> tuple[list[Chunk], np.ndarray, int]:
-    """All chunks in corpus order with their vectors: reused for unchanged documents, new otherwise."""
+def _chunks_and_reused_vectors(documents: list[Document], unchanged: set[str],
+                               previous: tuple[Path, Manifest] | None, settings: Settings,
+                               dimension: int) -> tuple[list[Chunk], np.ndarray, list[int]]:
+    """All chunks in corpus order, their vectors where an unchanged document's can be reused, and
+    the rows still to embed (their vectors are zero until then)."""
     reused: dict[str, tuple[list[Chunk], np.ndarray]] = {}
     if previous and unchanged:
         store = ChunkStore(previous[0] / "store.sqlite")
@@ -172,26 +199,16 @@ def _chunks_and_vectors(documents: list[Document], unchanged: set[str],
         finally:
             store.close()
 
-    fresh: list[Chunk] = []
-    fresh_texts: list[str] = []
-    for document in documents:
-        if document.id not in reused:
-            for chunk in chunk_document(document, chunker_settings(settings)):
-                fresh.append(chunk)
-                fresh_texts.append(embedding_text(chunk))
-    fresh_vectors = embed_texts(fresh_texts, embedder, settings, progress)
-    fresh_by_doc: dict[str, list[int]] = {}
-    for position, chunk in enumerate(fresh):
-        fresh_by_doc.setdefault(chunk.doc_id, []).append(position)
-
     chunks: list[Chunk] = []
-    parts: list[np.ndarray] = [np.zeros((0, embedder.dimension), dtype=np.float32)]
+    parts: list[np.ndarray] = [np.zeros((0, dimension), dtype=np.float32)]
+    fresh_rows: list[int] = []
     for document in documents:
         if document.id in reused:
             doc_chunks, doc_vectors = reused[document.id]
         else:
-            positions = fresh_by_doc.get(document.id, [])
-            doc_chunks, doc_vectors = [fresh[p] for p in positions], fresh_vectors[positions]
+            doc_chunks = chunk_document(document, chunker_settings(settings))
+            doc_vectors = np.zeros((len(doc_chunks), dimension), dtype=np.float32)
+            fresh_rows.extend(range(len(chunks), len(chunks) + len(doc_chunks)))
         chunks.extend(doc_chunks)
         parts.append(doc_vectors)
-    return chunks, np.concatenate(parts).astype(np.float32), len(fresh)
+    return chunks, np.concatenate(parts).astype(np.float32), fresh_rows

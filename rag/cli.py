@@ -30,7 +30,7 @@ def _progress_bar(description: str) -> Callable[[int, int], None]:
     state: dict[str, Any] = {}
 
     def update(done: int, total: int) -> None:
-        bar = state.setdefault("bar", tqdm(total=total, desc=description, unit="chunk", file=sys.stderr,
+        bar = state.setdefault("bar", tqdm(total=total, desc=description, unit="text", file=sys.stderr,
                                            disable=None))
         bar.update(done - bar.n)
         if done >= total:
@@ -113,7 +113,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         print(f"index is up to date: {report.chunk_count} chunks from {len(report.unchanged)} sources")
     else:
         print(f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}, "
-              f"unchanged {len(report.unchanged)} sources; embedded {report.chunks_embedded} chunks; "
+              f"unchanged {len(report.unchanged)} sources; embedded {report.chunks_embedded} chunks "
+              f"and {report.sentences_embedded} sentences; "
               f"index holds {report.chunk_count} chunks ({report.seconds:.1f}s)")
     _print_skipped({s.file: s.reason for s in report.skipped}, sys.stdout)
 

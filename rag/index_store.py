@@ -3,7 +3,8 @@
 Layout::
 
     index/CURRENT            name of the generation being served
-    index/gen-<ns>-<seal>/   manifest.json, vectors.faiss, vectors.npy, store.sqlite, bm25/
+    index/gen-<ns>-<seal>/   manifest.json, vectors.faiss, vectors.npy, store.sqlite, bm25/,
+                             lexicon.json, sentences.json + sentences.npy (rag.sentence_table)
     index/.build.lock        held by the one build allowed at a time
 
 A build writes a whole new generation and only then replaces ``CURRENT`` (``os.replace`` is
@@ -37,6 +38,7 @@ import numpy as np
 from rag.chunking import ChunkerSettings
 from rag.errors import IndexBusyError, IndexStateError
 from rag.lexical import LexicalIndex
+from rag.sentence_table import SentenceTable
 from rag.store import ChunkStore, write_store
 from rag.types import Chunk, Document
 from rag.vector_index import build_vector_index, load_vector_index, save_vector_index
@@ -101,6 +103,7 @@ class Index:
     store: ChunkStore
     vectors: object  # faiss.Index
     lexical: LexicalIndex
+    sentences: SentenceTable = field(default_factory=SentenceTable.empty)  # vectors of passages' sentences
 
     @property
     def generation(self) -> str:
@@ -220,9 +223,11 @@ def open_index(index_dir: Path, model_name: str, dimension: int | None = None) -
         vectors = load_vector_index(folder / FAISS, manifest.index_kind)
         lexical = LexicalIndex.load(folder / BM25, manifest.chunk_count)
         store = ChunkStore(folder / STORE)
+        sentences = SentenceTable.load(folder)
     except Exception as exc:  # any reader failure means the files are not what we wrote
         raise IndexStateError(f"index in {folder.name} cannot be read ({exc.__class__.__name__}); {REBUILD}") from None
-    return Index(folder=folder, manifest=manifest, store=store, vectors=vectors, lexical=lexical)
+    return Index(folder=folder, manifest=manifest, store=store, vectors=vectors, lexical=lexical,
+                 sentences=sentences)
 
 
 def load_vectors(folder: Path) -> np.ndarray:
@@ -240,18 +245,21 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_generation(index_dir: Path, manifest: Manifest, documents: list[Document],
                      chunks: list[Chunk], vectors: np.ndarray, lexical_texts: list[str],
-                     extra_files: Mapping[str, str] | None = None,
+                     extra_files: Mapping[str, str | bytes] | None = None,
                      publisher: GenerationPublisher | None = None) -> Manifest:
     """Write a complete generation, then make it current. Returns the manifest with checksums.
 
-    ``extra_files`` (name -> text) are written beside the index and checksummed with it. A
+    ``extra_files`` (name -> text or bytes) are written beside the index and checksummed with it. A
     ``publisher`` (a Milvus backend) copies the generation before ``CURRENT`` moves and is told
     to serve it after, so a failure at any step leaves both the files and the backend serving
     the previous generation."""
     folder = index_dir / f"gen-{time.time_ns()}"
     folder.mkdir(parents=True)
-    for name, text in (extra_files or {}).items():
-        (folder / name).write_text(text, encoding="utf-8")
+    for name, content in (extra_files or {}).items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            (folder / name).write_text(content, encoding="utf-8")
     np.save(folder / VECTORS, vectors)
     save_vector_index(build_vector_index(vectors, manifest.index_kind), folder / FAISS)
     write_store(folder / STORE, documents, chunks)

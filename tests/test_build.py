@@ -33,7 +33,8 @@ def test_first_build_embeds_every_chunk_once(settings, embedder):
     assert (report.added, report.changed, report.removed, report.unchanged) == (
         ("cats", "rockets"), (), (), ())
     assert report.chunks_embedded == report.chunk_count == 4
-    assert embedder.embedded == 4
+    assert report.sentences_embedded == 8  # the passages' sentences are stored with the generation
+    assert embedder.embedded == 4 + 8
     assert report.generation == current_name(settings.index_dir)
     assert [(c.doc_id, c.section) for c in index_chunks(settings)] == [
         ("cats", ("Sleeping",)), ("cats", ("Hunting",)),
@@ -60,7 +61,7 @@ def test_add_change_remove_one_file_embeds_only_that_file(settings, embedder):
     added = build_index(settings, embedder)
     assert (added.added, added.changed, added.removed, added.unchanged) == (
         ("owls",), (), (), ("cats", "rockets"))
-    assert added.chunks_embedded == embedder.embedded == 2
+    assert (added.chunks_embedded, added.sentences_embedded, embedder.embedded) == (2, 3, 2 + 3)
     assert added.chunk_count == 6
     owl_chunks = [c for c in index_chunks(settings) if c.doc_id == "owls"]
     assert [c.text for c in owl_chunks] == ["Owls hunt at night. Barn owls eat voles.",
@@ -70,7 +71,8 @@ def test_add_change_remove_one_file_embeds_only_that_file(settings, embedder):
     owls.write_text(OWLS.replace("voles", "mice"), encoding="utf-8")
     changed = build_index(settings, embedder)
     assert (changed.added, changed.changed, changed.removed) == ((), ("owls",), ())
-    assert changed.chunks_embedded == embedder.embedded == 2
+    # Both passages are re-embedded, but of the sentences only the one that changed.
+    assert (changed.chunks_embedded, changed.sentences_embedded, embedder.embedded) == (2, 1, 2 + 1)
     assert [c.text for c in index_chunks(settings) if c.doc_id == "owls"][0] == \
         "Owls hunt at night. Barn owls eat mice."
 
@@ -107,17 +109,18 @@ def test_metadata_change_reembeds_the_document(settings, embedder):
     embedder.calls.clear()
     report = build_index(settings, embedder)
     assert report.changed == ("rockets",)
-    assert embedder.embedded == 2
+    assert (report.sentences_embedded, embedder.embedded) == (0, 2)  # same text, same sentence vectors
 
 
 def test_force_and_new_chunker_settings_reembed_everything(settings, embedder):
     build_index(settings, embedder)
     embedder.calls.clear()
-    assert build_index(settings, embedder, force=True).chunks_embedded == 4
+    forced = build_index(settings, embedder, force=True)
+    assert (forced.chunks_embedded, forced.sentences_embedded) == (4, 8)
     embedder.calls.clear()
     report = build_index(settings.replace(chunk_size=100, chunk_overlap=20), embedder)
     assert report.added == ("cats", "rockets")  # nothing reusable
-    assert embedder.embedded == report.chunk_count
+    assert embedder.embedded == report.chunk_count + report.sentences_embedded
 
 
 def test_another_model_rebuilds_from_scratch(settings, embedder):
@@ -126,16 +129,18 @@ def test_another_model_rebuilds_from_scratch(settings, embedder):
     other.name = "fake-keyword-64"
     report = build_index(settings.replace(model_name=other.name), other)
     assert report.added == ("cats", "rockets")
-    assert other.embedded == 4
-    open_index(settings.index_dir, "fake-keyword-64", 64).store.close()
+    assert (report.sentences_embedded, other.embedded) == (8, 4 + 8)  # no vector of the old model is kept
+    index = open_index(settings.index_dir, "fake-keyword-64", 64)
+    assert index.sentences.vectors.shape == (8, 64)
+    index.store.close()
 
 
 def test_progress_is_reported_per_batch(settings, embedder):
     seen: list[tuple[int, int]] = []
     build_index(settings.replace(batch_size=3), embedder,
                 progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(3, 4), (4, 4)]
-    assert embedder.calls == [3, 1]
+    assert seen == [(3, 12), (6, 12), (9, 12), (12, 12)]  # 4 passages, then their 8 sentences
+    assert embedder.calls == [3, 3, 3, 3]
 
 
 def test_a_failed_build_leaves_the_previous_generation_serving(settings, embedder):

@@ -53,7 +53,7 @@ def test_build_json_reports_what_changed(cli_env, capsys):
 def test_build_honours_corpus_and_index_flags(cli_env, capsys, tiny_corpus, tmp_path, monkeypatch):
     monkeypatch.delenv("RAG_INDEX_DIR")
     out = run_ok(capsys, "build", "--corpus", str(tiny_corpus), "--index", str(tmp_path / "elsewhere"))
-    assert out.startswith("added 2, changed 0, removed 0, unchanged 0 sources; embedded 4 chunks; "
+    assert out.startswith("added 2, changed 0, removed 0, unchanged 0 sources; embedded 4 chunks and 8 sentences; "
                           "index holds 4 chunks (")
     assert (tmp_path / "elsewhere" / "CURRENT").exists()
 

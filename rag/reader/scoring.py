@@ -20,7 +20,7 @@ from rag.reader.content import non_content_reason
 from rag.reader.question import Focus, has_number
 from rag.rescore import QuestionTerms, content_tokens
 from rag.sentences import sentence_spans
-from rag.types import Document, Hit
+from rag.types import Chunk, Document, Hit
 
 _LEADING_MARK = re.compile(r"^(?:[•*\-–]|\d+[.)])\s+")
 _LIST = re.compile(r",[^,]+(,|\band\b|\bor\b)")
@@ -53,6 +53,11 @@ def _leading_marker_end(text: str, start: int, end: int) -> int:
     return start + match.end() if match else start
 
 
+def passage_sentence_spans(text: str, chunk: Chunk) -> list[tuple[int, int]]:
+    """The spans the reader quotes from: the passage's sentences, each from its first word."""
+    return [(_leading_marker_end(text, s, e), e) for s, e in sentence_spans(text, chunk.start, chunk.end)]
+
+
 def sentence_spans_of(hits: Sequence[Hit], documents: Callable[[str], Document], passages: int,
                       min_chars: int) -> list[tuple[Hit, Document, int, int]]:
     """Content sentences of the top passages, deduplicated across overlapping chunks."""
@@ -60,8 +65,7 @@ def sentence_spans_of(hits: Sequence[Hit], documents: Callable[[str], Document],
     found = []
     for hit in hits[:passages]:
         document = documents(hit.chunk.doc_id)
-        for start, end in sentence_spans(document.text, hit.chunk.start, hit.chunk.end):
-            start = _leading_marker_end(document.text, start, end)
+        for start, end in passage_sentence_spans(document.text, hit.chunk):
             if end - start < min_chars or (document.id, start) in seen:
                 continue
             seen.add((document.id, start))
