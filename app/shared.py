@@ -9,7 +9,7 @@ index is never reopened.
 from __future__ import annotations
 
 import contextlib
-import importlib
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -28,10 +28,6 @@ from rag.types import Answer
 
 if TYPE_CHECKING:  # the default page never imports the generator
     from rag.generate import Prose
-
-
-# Heavy modules the pages import (views/*.py) that the warm-up loads ahead of the first reader.
-PAGE_IMPORTS = ("pandas", "pyarrow")
 
 
 @dataclass(frozen=True)
@@ -70,7 +66,7 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-@st.cache_resource(show_spinner=False)  # ready() shows its own spinner, also while warm_up loads
+@st.cache_resource(show_spinner=False)  # loaded by warm_up; a question that comes first waits in its spinner
 def _embedder(model_name: str, model_path: str, batch_size: int, _settings: Settings) -> Embedder:
     return embedding.load_embedder(_settings)
 
@@ -80,13 +76,17 @@ def embedder(config: Settings) -> Embedder:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _assistant(settings_key: str, _settings: Settings, _embedder: Embedder) -> Assistant:
-    return Assistant(_settings, _embedder)
+def _assistant(settings_key: str, _settings: Settings) -> Assistant:
+    return Assistant(_settings, load_model=functools.partial(embedder, _settings))
 
 
-def served_assistant(config: Settings, model: Embedder) -> Assistant:
-    """The application layer for ``config``, cached under the key the page and the warm-up share."""
-    return _assistant(repr(config), config, model)
+def served_assistant(config: Settings) -> Assistant:
+    """The application layer for ``config``, cached under the key the page and the warm-up share.
+
+    It loads the model on its first query, through the process-wide cache above, so a page can be
+    drawn (the index status, the question box) while the warm-up is still loading the model.
+    """
+    return _assistant(repr(config), config)
 
 
 def warm_up(config: Settings) -> None:
@@ -98,18 +98,15 @@ def warm_up(config: Settings) -> None:
     or broken index is left to the first page load, which builds or explains it where the reader
     can see it.
 
-    Then it imports what the pages import and Streamlit's first run does not: pandas and pyarrow
-    (the tables) cost about 0.7 s, paid here while the browser is still loading the page's
-    scripts instead of by the first reader.
+    It does not import pandas for the tables of the other pages: that import (0.7 s) ran while
+    the browser drew the first page and, on 2 cores, delayed it by a few tenths of a second. The
+    Ask page imports pandas only to show ranked passages.
     """
-    model = embedder(config)
-    model.encode(["warm-up"])  # the first forward pass allocates the runtime's buffers
-    assistant = served_assistant(config, model)
+    embedder(config).encode(["warm-up"])  # the first forward pass allocates the runtime's buffers
+    assistant = served_assistant(config)
     if assistant.has_index():
         with contextlib.suppress(RagError):
             assistant.status()  # opens the served generation
-    for module in PAGE_IMPORTS:
-        importlib.import_module(module)
 
 
 def progress_reporter(label: str):
@@ -117,7 +114,7 @@ def progress_reporter(label: str):
     bar = st.progress(0.0, text=label)
 
     def update(done: int, total: int) -> None:
-        bar.progress(done / total if total else 1.0, text=f"{label} {done} / {total} passages")
+        bar.progress(done / total if total else 1.0, text=f"{label} {done} / {total} passages and sentences")
 
     return update, bar
 
@@ -137,9 +134,7 @@ def ready() -> Ready | None:
     Shows the reason and returns ``None`` when there is no index that can be served.
     """
     config = settings()
-    # Shown after half a second only: while the server's warm-up (or this run) loads the model.
-    with st.spinner("Loading the embedding model…", show_time=True):
-        assistant = served_assistant(config, embedder(config))
+    assistant = served_assistant(config)
     try:
         if not assistant.has_index():
             notice = st.empty()

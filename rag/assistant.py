@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,9 @@ class Assistant:
 
     settings: Settings
     embedder_given: Embedder | None = None
+    # How to load the model when none is given (default ``embedding.load_embedder``): the page
+    # passes its process-wide cached loader, so the page can draw before the model has loaded.
+    load_model: Callable[[], Embedder] | None = None
     _embedder: Embedder | None = field(default=None, init=False, repr=False)
     _index: Index | None = field(default=None, init=False, repr=False)
     _store: tuple[str, SearchStore] | None = field(default=None, init=False, repr=False)  # (generation, store)
@@ -150,7 +154,8 @@ class Assistant:
         if self._embedder is None:
             with self._loading:
                 if self._embedder is None:
-                    self._embedder = self.embedder_given or embedding.load_embedder(self.settings)
+                    load = self.load_model or functools.partial(embedding.load_embedder, self.settings)
+                    self._embedder = self.embedder_given or load()
         return self._embedder
 
     @property
@@ -206,7 +211,8 @@ class Assistant:
         index = self._served()
         check_compatible(index.manifest, self.embedder.name, self.embedder.dimension)
         embedding.check_same_weights(index.manifest.encoder, self.embedder)
-        return Retriever(index, self.query_embedder, store=self._store_of(index))
+        # Passages' sentences come from the generation's table; only the question is encoded.
+        return Retriever(index, index.sentences.over(self.query_embedder), store=self._store_of(index))
 
     def _store_of(self, index: Index) -> SearchStore:
         """The configured store (``settings.store``) over ``index``, opened once per served

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import pandas as pd
 import streamlit as st
 
 import cards
@@ -76,6 +75,8 @@ def rate(turn: shared.Turn) -> None:
 
 
 def ranked_passages(hits: tuple[Hit, ...]) -> None:
+    import pandas as pd  # here, not at the top: the page's first run would wait for its import
+
     rows = []
     for hit in hits:
         document = document_or_none(hit.chunk.doc_id)
