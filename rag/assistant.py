@@ -17,13 +17,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag import embedding
 from rag.answer import AnswerSettings, compose_answer
-from rag.build import BuildReport, Progress, build_index
 from rag.conversation import Generator, require, rewrite_followup
-from rag.corpus import add_source, parse_authors, remove_source, safe_file_name
 from rag.corpus_rollback import unchanged_on_failure
 from rag.embedding import Embedder
 from rag.errors import IndexBusyError, IndexStateError, SettingsError, SourceError, UnknownSourceError
@@ -35,6 +33,10 @@ from rag.retrieve import Retriever, SearchRequest, validate_question
 from rag.settings import Settings
 from rag.stores import SearchStore, open_store
 from rag.types import Answer, Document, Hit
+
+if TYPE_CHECKING:  # builds and corpus writes are imported where they run: the query path never
+    # loads the loaders (yaml, HTML and PDF parsers), 0.1 s of every cold `rag search`
+    from rag.build import BuildReport, Progress
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class SourceMetadata:
     def from_fields(cls, id: str | None = "", title: str | None = "", authors: Any = "",
                     year: int | str | None = None, venue: str | None = "", url: str | None = "") -> SourceMetadata:
         """From form or command-line text: authors split by the one rule, the year checked."""
+        from rag.metadata import parse_authors  # writes only: the query path never loads yaml
+
         return cls(id=(id or "").strip(), title=(title or "").strip(), authors=parse_authors(authors or ()),
                    year=_year(year), venue=(venue or "").strip(), url=(url or "").strip())
 
@@ -329,6 +333,8 @@ class Assistant:
 
     def build(self, progress: Progress | None = None, force: bool = False) -> BuildReport:
         """Bring the index in line with the corpus folder; the next request serves the result."""
+        from rag.build import build_index
+
         with self._one_change():
             return build_index(self.settings, self.embedder, progress, force=force)
 
@@ -339,6 +345,9 @@ class Assistant:
     def add(self, file: Path, metadata: SourceMetadata = SourceMetadata(), progress: Progress | None = None,
             file_name: str | None = None) -> Change:
         """Copy a source into the corpus and index it; on any failure the corpus is as it was."""
+        from rag.build import build_index
+        from rag.corpus import add_source
+
         with self._one_change(), unchanged_on_failure(self.settings.corpus_dir):
             document = add_source(self.settings.corpus_dir, file, metadata.as_mapping(),
                                   self.settings.max_upload_bytes, file_name)
@@ -347,6 +356,8 @@ class Assistant:
     def add_upload(self, name: str, data: bytes, metadata: SourceMetadata = SourceMetadata(),
                    progress: Progress | None = None) -> Change:
         """:meth:`add` for bytes received by a page or an API, stored under a safe file name."""
+        from rag.corpus import safe_file_name
+
         file_name = safe_file_name(name)
         with tempfile.TemporaryDirectory(prefix="rag-upload-") as folder:
             staged = Path(folder) / file_name
@@ -355,6 +366,9 @@ class Assistant:
 
     def remove(self, source_id: str, progress: Progress | None = None) -> Change:
         """Delete a source from the corpus and the index; on any failure the corpus is as it was."""
+        from rag.build import build_index
+        from rag.corpus import remove_source
+
         with self._one_change(), unchanged_on_failure(self.settings.corpus_dir):
             document = remove_source(self.settings.corpus_dir, source_id, self.settings.max_upload_bytes)
             return Change(document, build_index(self.settings, self.embedder, progress))

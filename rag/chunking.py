@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from itertools import pairwise
 
 from rag.loaders import is_citation_line
 from rag.sentences import sentence_spans, word_cut
-from rag.types import Chunk, Document
+from rag.types import Chunk, ChunkerSettings, Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 KEEP_WHOLE_FACTOR = 3
-
-
-@dataclass(frozen=True)
-class ChunkerSettings:
-    size: int = 600  # target characters per chunk
-    overlap: int = 120  # trailing sentences repeated from the previous chunk, in characters
 
 
 def chunk_id(doc_id: str, start: int, text: str) -> str:

@@ -35,12 +35,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.chunking import ChunkerSettings
 from rag.errors import IndexBusyError, IndexStateError
 from rag.lexical import LexicalIndex
 from rag.sentence_table import SentenceTable
 from rag.store import ChunkStore, write_store
-from rag.types import Chunk, Document
+from rag.types import Chunk, ChunkerSettings, Document
 from rag.vector_index import build_vector_index, load_vector_index, save_vector_index
 
 if TYPE_CHECKING:

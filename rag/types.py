@@ -56,6 +56,14 @@ class Document:
 
 
 @dataclass(frozen=True)
+class ChunkerSettings:
+    """How :mod:`rag.chunking` cuts documents; recorded in every index manifest."""
+
+    size: int = 600  # target characters per chunk
+    overlap: int = 120  # trailing sentences repeated from the previous chunk, in characters
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A passage of a document. Invariant: ``document.text[start:end] == text``."""
 

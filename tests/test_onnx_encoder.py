@@ -25,6 +25,8 @@ from rag.settings import REPO_ROOT, Settings
 pytestmark = pytest.mark.slow
 
 HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "scipy", "numba")
+# What only builds and corpus changes need: the loaders and their parsers.
+BUILD_ONLY = ("rag.build", "rag.corpus", "rag.loaders", "rag.metadata", "yaml", "pypdf")
 QUESTIONS = [json.loads(line)["question"] for line in (REPO_ROOT / "eval" / "questions.jsonl").open()]
 
 
@@ -110,7 +112,7 @@ def test_a_batch_encodes_as_its_texts_do_alone(encoders):
     assert ((onnx.encode(texts) * alone).sum(axis=1) >= 0.99999).all()
 
 
-def test_rag_ask_process_answers_without_importing_torch_or_scipy(encoders, tmp_path):
+def test_rag_ask_process_answers_without_importing_torch_scipy_or_the_loaders(encoders, tmp_path):
     corpus = Path(shutil.copytree(REPO_ROOT / "corpus", tmp_path / "corpus"))
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
     report = build_index(settings, encoders[0])
@@ -120,7 +122,7 @@ def test_rag_ask_process_answers_without_importing_torch_or_scipy(encoders, tmp_
               f"code = main(['ask', 'What does 3H stand for?', '--json', '--corpus', {str(corpus)!r}, "
               f"'--index', {str(settings.index_dir)!r}])\n"
               f"open({str(loaded)!r}, 'w').write(json.dumps(sorted(m for m in sys.modules "
-              f"if m.split('.')[0] in {HEAVY!r})))\nsys.exit(code)")
+              f"if m.split('.')[0] in {HEAVY!r} or m in {BUILD_ONLY!r})))\nsys.exit(code)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("RAG_ENCODER", None)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
