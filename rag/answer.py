@@ -15,7 +15,7 @@ import numpy as np
 
 from rag.embedding import Embedder
 from rag.lexical import LexicalIndex
-from rag.reader.abstain import abstain_reason
+from rag.reader.abstain import DECLINE, DeclineModel, abstain_reason
 from rag.reader.analyser import QuestionAnalyser
 from rag.reader.question import Focus
 from rag.reader.scoring import Candidate, score_candidates
@@ -42,10 +42,11 @@ class AnswerSettings:
     feature_weights: tuple[float, ...] = (0.4, 0.4, 0.8, 0.0, 0.0, 0.2, 0.2)
     keep_ratio: float = 0.6  # a further quote must score at least this share of the best one
     redundancy: float = 0.8  # cosine above which two sentences say the same thing
-    abstain_below: float = 0.42  # support under this means the sources do not answer (Settings default)
+    abstain_below: float = 0.3  # support under this declines whatever the model says (Settings default)
     evidence_passages: int = 1  # passages in which the question's focus must appear
     missing_focus_share: float = 1.01  # abstain when this IDF share of the focus is absent (> 1: never)
     require_number: bool = True  # "how many" with no number in the best sentences abstains
+    decline: DeclineModel | None = DECLINE  # the learned decline on top of the rules above
 
 
 def score_sentences(question: str, hits: Sequence[Hit], documents: Callable[[str], Document],

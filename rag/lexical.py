@@ -80,6 +80,10 @@ class LexicalIndex:
         )
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
 
+    def known(self, tokens: Sequence[str]) -> list[bool]:
+        """Whether each token occurs anywhere in the indexed texts."""
+        return [token in self._retriever.vocab_dict for token in tokens]
+
     def idf(self, tokens: Sequence[str]) -> list[float]:
         """Robertson-Sparck Jones IDF, ``log(1 + (N - df + 0.5) / (df + 0.5))`` (the Lucene BM25 form).
 

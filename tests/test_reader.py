@@ -105,3 +105,17 @@ def test_the_reason_quotes_the_missing_words_and_what_they_belong_to(analyser):
     assert absent_reason(focus, ["rate"]) == "The sources do not mention “learning rate” for PPO."
     focus = analyser.analyse("How many GPUs were used to train MT-DNN?")
     assert absent_reason(focus, ["gpus"]) == "The sources do not mention “GPUs” for MT-DNN."
+
+
+@pytest.mark.parametrize(("question", "asked_for"), [
+    ("What learning rate was used for the PPO stage of InstructGPT?", ("learning", "rate")),
+    ("How many GPUs were used to train MT-DNN?", ("GPUs",)),
+    ("Who hired the InstructGPT labelers?", ("hired",)),
+    ("What dropout rate and batch size were used when fine-tuning MT-DNN?", ("dropout", "rate", "batch", "size")),
+    ("What value of the pretraining-mix coefficient was used?", ("value", "pretraining-mix", "coefficient")),
+    ("Which three training objectives were compared?", ("training", "objectives")),
+    ("What is the MT-DNN model designed to do?", ()),  # "what is X": the answer names no new thing
+    ("hey, how much did it cost OpenAI to train InstructGPT?", ()),
+])
+def test_what_the_question_asks_for_is_the_words_after_its_question_word(analyser, question, asked_for):
+    assert analyser.analyse(question).asked_for == asked_for

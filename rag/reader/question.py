@@ -49,6 +49,7 @@ class Focus:
     name_terms: frozenset[str]  # stemmed terms and acronym keys that only serve to name a source
     answer_type: str  # "number", "list", "person", "date" or ""
     focus_words: tuple[str, ...]  # surface words of what is asked for (not frame words, not names)
+    asked_for: tuple[str, ...] = ()  # the words right after the question word: "What learning rate ..."
 
     @property
     def search_text(self) -> str:
@@ -154,6 +155,31 @@ def named_sources(words: Sequence[str], terms: set[str], lexicon: Lexicon) -> tu
     return named, used
 
 
+_QUESTION_WORDS = frozenset({"what", "which", "who", "how"})
+_QUANTITY_AFTER_HOW = frozenset({"many", "much", "large", "big", "long", "often", "old"})
+
+
+def asked_for(words: Sequence[str], focus_words: Sequence[str]) -> tuple[str, ...]:
+    """The focus words right after the first question word, up to the verb or a function word:
+    the thing the answer must name ("What learning rate was ..." -> learning rate; "How many GPUs
+    ..." -> GPUs; "Who funded ..." -> funded). Empty for "What is X?"."""
+    lowered = [w.lower() for w in words]
+    wanted = {w.lower() for w in focus_words}
+    start = next((i for i, w in enumerate(lowered) if w in _QUESTION_WORDS), None)
+    if start is None:
+        return ()
+    at = start + 1
+    quantity = lowered[start] == "how" and lowered[at:at + 1] and lowered[at] in _QUANTITY_AFTER_HOW
+    if quantity or lowered[at:at + 1] and _COUNT.fullmatch(lowered[at]):  # "Which three objectives ..."
+        at += 1
+    head = []
+    while at < len(lowered) and (lowered[at] in wanted or lowered[at] in ("and", "of", "the") and head):
+        if lowered[at] in wanted:  # "What value of the pretraining-mix coefficient ..." reads through "of"
+            head.append(words[at])
+        at += 1
+    return tuple(head)
+
+
 def answer_type(question: str) -> str:
     return next((name for name, pattern in ANSWER_TYPES if pattern.search(question)), "")
 
@@ -175,7 +201,7 @@ def analyse(question: str, lexicon: Lexicon, stopwords: frozenset[str]) -> Focus
                    and stems(w) and acronym_key(w) not in name_terms and not set(stems(w)) <= name_terms
                    and not set(stems(w)) <= stopwords]
     return Focus(question, corrected, tuple(expansions), tuple(dict.fromkeys(terms)), tuple(named),
-                 frozenset(name_terms), kind, tuple(focus_words))
+                 frozenset(name_terms), kind, tuple(focus_words), asked_for(corrected_words, focus_words))
 
 
 def has_number(text: str) -> bool:
