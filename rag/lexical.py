@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +39,30 @@ def bm25s_module():
     return bm25s
 
 
-def _stemmer():
-    import Stemmer
+_per_thread = threading.local()
 
-    return Stemmer.Stemmer("english")
+
+def _stemmer():
+    # One per thread, made once: PyStemmer's stemmers are not thread-safe, and a server's request
+    # threads tokenize at once; making one per call cost more than the stemming.
+    stemmer = getattr(_per_thread, "stemmer", None)
+    if stemmer is None:
+        import Stemmer
+
+        stemmer = _per_thread.stemmer = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return bm25s_module().tokenize(list(texts), stopwords=_STOPWORDS, stemmer=_stemmer(),
                           return_ids=False, show_progress=False)
+
+
+@lru_cache(maxsize=65_536)
+def text_terms(text: str) -> tuple[str, ...]:
+    """One text's stemmed terms, remembered: the second stage and the reader tokenize the same
+    passages and sentences question after question."""
+    return tuple(tokenize([text])[0])
 
 
 class LexicalIndex:

@@ -26,7 +26,7 @@ from dataclasses import astuple, dataclass, fields
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.lexical import LexicalIndex, tokenize
+from rag.lexical import LexicalIndex, text_terms
 from rag.reader.question import Focus
 from rag.sentences import sentence_spans
 from rag.stores import Candidates
@@ -64,7 +64,7 @@ def above_the_tail(head: Candidates, tail: Candidates) -> Candidates:
 
 def content_tokens(text: str, stopwords: frozenset[str]) -> list[str]:
     """Stemmed terms without stop words, in order (bigrams need the order)."""
-    return [t for t in tokenize([text])[0] if t not in stopwords]
+    return [t for t in text_terms(text) if t not in stopwords]
 
 
 def bigram_set(tokens: Sequence[str]) -> set[tuple[str, str]]:

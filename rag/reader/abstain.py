@@ -1,10 +1,13 @@
 """When to decline, and the one sentence that says why.
 
-Three tests, in order: the best sentence barely relates to the question (off-topic); the thing
-asked for is absent from the best passages even after spelling correction, acronym expansion and
-stemming (an on-topic question about a detail the sources lack); or a number is asked for and
-none of the best sentences holds one. Thresholds live in ``AnswerSettings`` and were chosen on the
-tuning split (``eval/tune_reader.py``).
+Tests, in order: there is no candidate sentence; the best one barely relates to the question (a
+support floor); then the decline model (:class:`DeclineModel`), a logistic regression over
+:class:`DeclineSignals`: how well the best evidence matches, and whether the thing asked for is
+in it at all, after spelling correction, acronym expansion and stemming (an on-topic question
+about a detail the sources lack). Without a model, the older rules run instead: the focus absent
+from the best passages, or a number asked for that none of the best sentences holds. Settings
+live in ``AnswerSettings``; the floor and the model were fitted on the tuning split
+(``eval/tune_decline.py``).
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 
-from rag.lexical import LexicalIndex, tokenize
+from rag.lexical import LexicalIndex, text_terms
 from rag.reader.lexicon import _WORD, acronym_key
 from rag.reader.question import Focus, has_number, stems
-from rag.reader.scoring import Candidate
+from rag.reader.scoring import FEATURES, Candidate
 from rag.types import Hit
 
 _QUANTITY_WORDS = frozenset({"long", "large", "big", "often", "much", "many", "number", "value"})
@@ -26,7 +29,7 @@ def missing_terms(focus: Focus, hits: Sequence[Hit], passages: int) -> list[str]
     """Focus terms found in none of the best passages (their text, section headings and expansions)."""
     present: set[str] = set()
     for hit in hits[:passages]:
-        present.update(tokenize([" ".join([*hit.chunk.section, hit.chunk.text])])[0])
+        present.update(text_terms(" ".join([*hit.chunk.section, hit.chunk.text])))
     return [t for t in focus.focus_terms if t not in present]
 
 
@@ -89,8 +92,6 @@ class DeclineSignals:
     @classmethod
     def of(cls, focus: Focus, candidates: Sequence[Candidate], hits: Sequence[Hit], lexical: LexicalIndex,
            settings) -> DeclineSignals:
-        from rag.reader.scoring import FEATURES  # the candidate's features, by name
-
         best = candidates[0]
         passages = settings.passages
         unknown = [t for t, known in zip(focus.focus_terms, lexical.known(focus.focus_terms), strict=True)
@@ -98,7 +99,7 @@ class DeclineSignals:
         number_missing = focus.answer_type == "number" and not any(
             has_number(c.text) for c in candidates[:settings.max_quotes])
         asked = list(dict.fromkeys(t for w in focus.asked_for for t in stems(w)))
-        quoted = set(tokenize([" ".join(c.text for c in candidates[:settings.max_quotes])])[0])
+        quoted = set().union(*(text_terms(c.text) for c in candidates[:settings.max_quotes]))
         return cls(
             support=max(c.support for c in candidates),
             content_cosine=max(c.features[FEATURES.index("content")] for c in candidates),
@@ -136,17 +137,15 @@ DECLINE = DeclineModel(weights=(-3.6726, -2.0732, 1.2132, 2.7903, -0.1532, -0.46
                        bias=0.4574, threshold=0.805)
 
 
-def decline_reason(focus: Focus, hits: Sequence[Hit], signals: DeclineSignals, settings) -> str:
-    """The one sentence that says why, for a decline the model made: what is missing, if a word
-    of the question is; else the figure it asks for; else that the passages only touch the topic."""
+def decline_reason(focus: Focus, hits: Sequence[Hit], signals: DeclineSignals) -> str:
+    """The one sentence that says why: what is missing, if a word of the question is in none of
+    the passages found (not only those shown); else the figure it asks for; else that the passages
+    only touch the topic."""
     absent = missing_terms(focus, hits, len(hits))
     if absent:
         return absent_reason(focus, absent)
     if signals.number_missing:
         return _no_figure(focus)
-    shown = missing_terms(focus, hits, settings.passages)
-    if shown:
-        return absent_reason(focus, shown)
     return "The sources say nothing that answers this question; the closest passages only share some of its words."
 
 
@@ -162,12 +161,12 @@ def abstain_reason(focus: Focus, candidates: Sequence[Candidate], hits: Sequence
         return "The sources have no passage that bears on this question."
     signals = DeclineSignals.of(focus, candidates, hits, lexical, settings)
     if signals.support < settings.abstain_below:  # the best evidence barely relates to the question
-        return decline_reason(focus, hits, signals, settings)
+        return decline_reason(focus, hits, signals)
     missing = missing_terms(focus, hits, settings.evidence_passages)
     if missing and missing_share(focus, missing, lexical) >= settings.missing_focus_share:
         return absent_reason(focus, missing)
     if settings.decline is not None:  # it weighs a missing figure itself (DeclineSignals.number_missing)
-        return decline_reason(focus, hits, signals, settings) if settings.decline.declines(signals) else None
+        return decline_reason(focus, hits, signals) if settings.decline.declines(signals) else None
     if settings.require_number and signals.number_missing:
         return _no_figure(focus)
     return None

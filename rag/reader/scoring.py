@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.lexical import LexicalIndex, tokenize
+from rag.lexical import LexicalIndex, text_terms
 from rag.reader.analyser import question_stopwords
 from rag.reader.content import non_content_reason
 from rag.reader.question import Focus, has_number
@@ -116,7 +116,7 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
     candidates = []
     for (hit, document, s, e), cosine, content_cosine, text in zip(found, cosines, content_cosines, texts,
                                                                   strict=True):
-        present = set(tokenize([text])[0])
+        present = set(text_terms(text))
         coverage = weighted_coverage(focus.terms, weights, present)
         pairs = phrases.shared_bigrams(content_tokens(text, stopwords))
         shared = pairs / len(phrases.bigrams) if phrases.bigrams else 0.0
