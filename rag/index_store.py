@@ -4,7 +4,7 @@ Layout::
 
     index/CURRENT            name of the generation being served
     index/gen-<ns>-<seal>/   manifest.json, vectors.faiss, vectors.npy, store.sqlite, bm25/,
-                             lexicon.json, sentences.json + sentences.npy (rag.sentence_table)
+                             lexicon.json, sentence_keys.npy + sentences.npy (rag.sentence_table)
     index/.build.lock        held by the one build allowed at a time
 
 A build writes a whole new generation and only then replaces ``CURRENT`` (``os.replace`` is

@@ -40,8 +40,10 @@ def test_a_build_stores_each_passage_sentence_with_its_vector(settings, embedder
     build_index(settings, embedder)
     index = open_index(settings.index_dir, embedder.name, embedder.dimension)
     try:
-        assert list(index.sentences.texts) == TINY_SENTENCES
-        np.testing.assert_allclose(index.sentences.vectors, KeywordEmbedder().encode(TINY_SENTENCES), atol=1e-6)
+        assert len(index.sentences) == len(TINY_SENTENCES) == 8
+        np.testing.assert_allclose(np.stack([index.sentences.vector(s) for s in TINY_SENTENCES]),
+                                   KeywordEmbedder().encode(TINY_SENTENCES), atol=1e-6)
+        assert "Cats purr." not in index.sentences and index.sentences.vector("Cats purr.") is None
     finally:
         index.store.close()
 
@@ -57,7 +59,7 @@ def test_a_question_encodes_only_its_own_texts(settings):
 
 
 def test_a_sentence_the_table_lacks_is_encoded():
-    table = SentenceTable(["Cats sleep."], np.asarray([[1.0, 0.0]], dtype=np.float32))
+    table = SentenceTable.of(["Cats sleep."], np.asarray([[1.0, 0.0]], dtype=np.float32))
     inner = RecordingEmbedder()
     inner.dimension = 2
     inner.encode = lambda texts: (inner.texts.extend(texts), np.asarray([[0.0, 1.0]] * len(texts)))[1]
@@ -65,6 +67,19 @@ def test_a_sentence_the_table_lacks_is_encoded():
     np.testing.assert_array_equal(vectors, [[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     assert inner.texts == ["Dogs bark.", "Owls hoot."]
     assert SentenceTable.empty().over(inner) is inner  # nothing stored: the model itself
+
+
+def test_a_table_finds_each_text_in_any_order_and_keeps_rows_with_their_texts():
+    texts = [f"Sentence number {i}." for i in range(50)]
+    vectors = np.arange(100, dtype=np.float32).reshape(50, 2)
+    table = SentenceTable.of(texts, vectors)
+    assert list(table.rows(["Sentence number 7.", "absent", "Sentence number 0."]) >= 0) == [True, False, True]
+    for i in (0, 7, 49):
+        np.testing.assert_array_equal(table.vector(texts[i]), vectors[i])
+    grown = table.extended(["new one", texts[3]], {"new one": np.asarray([9.0, 9.0], dtype=np.float32)})
+    assert len(grown) == 2
+    np.testing.assert_array_equal(grown.vector(texts[3]), [6.0, 7.0])
+    np.testing.assert_array_equal(grown.vector("new one"), [9.0, 9.0])
 
 
 def test_a_damaged_sentence_table_is_refused_like_any_index_file(settings, embedder):
