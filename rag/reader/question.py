@@ -162,16 +162,16 @@ _QUANTITY_AFTER_HOW = frozenset({"many", "much", "large", "big", "long", "often"
 def asked_for(words: Sequence[str], focus_words: Sequence[str]) -> tuple[str, ...]:
     """The focus words right after the first question word, up to the verb or a function word:
     the thing the answer must name ("What learning rate was ..." -> learning rate; "How many GPUs
-    ..." -> GPUs; "Who funded ..." -> funded). Empty for "What is X?"."""
+    ..." -> GPUs; "Who hired ..." -> hired). Empty for "What is X?"."""
     lowered = [w.lower() for w in words]
     wanted = {w.lower() for w in focus_words}
     start = next((i for i, w in enumerate(lowered) if w in _QUESTION_WORDS), None)
     if start is None:
         return ()
     at = start + 1
-    quantity = lowered[start] == "how" and lowered[at:at + 1] and lowered[at] in _QUANTITY_AFTER_HOW
-    if quantity or lowered[at:at + 1] and _COUNT.fullmatch(lowered[at]):  # "Which three objectives ..."
-        at += 1
+    following = lowered[at] if at < len(lowered) else ""
+    if (lowered[start] == "how" and following in _QUANTITY_AFTER_HOW) or _COUNT.fullmatch(following):
+        at += 1  # "How many GPUs ...", "Which three objectives ..."
     head = []
     while at < len(lowered) and (lowered[at] in wanted or lowered[at] in ("and", "of", "the") and head):
         if lowered[at] in wanted:  # "What value of the pretraining-mix coefficient ..." reads through "of"
