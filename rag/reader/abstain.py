@@ -19,7 +19,7 @@ from dataclasses import astuple, dataclass
 from rag.lexical import LexicalIndex, text_terms
 from rag.reader.lexicon import _WORD, acronym_key
 from rag.reader.question import Focus, has_number, stems
-from rag.reader.scoring import FEATURES, Candidate
+from rag.reader.scoring import FEATURES, Candidate, weighted_coverage
 from rag.types import Hit
 
 _QUANTITY_WORDS = frozenset({"long", "large", "big", "often", "much", "many", "number", "value"})
@@ -39,9 +39,8 @@ def missing_share(focus: Focus, missing: Sequence[str], lexical: LexicalIndex) -
 
 
 def _idf_share(part: Sequence[str], whole: Sequence[str], lexical: LexicalIndex) -> float:
-    weights = dict(zip(whole, lexical.idf(list(whole)), strict=True))
-    total = sum(weights.values())
-    return sum(weights[t] for t in part) / total if total else 0.0
+    """The IDF-weighted share of ``whole`` (distinct terms) that ``part`` holds."""
+    return weighted_coverage(whole, lexical.idf(list(whole)), set(part))
 
 
 def _phrase(focus: Focus, missing: Sequence[str]) -> str:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-from rag.lexical import tokenize
+from rag.lexical import text_terms
 from rag.reader.lexicon import _WORD, LINKING_WORDS, Lexicon, acronym_key
 
 # Words that frame a question rather than say what it asks for: they never decide an abstention.
@@ -76,9 +75,8 @@ class Focus:
         return tuple(dict.fromkeys(t for w in self.focus_words for t in stems(w)))
 
 
-@lru_cache(maxsize=4096)
-def stems(text: str) -> tuple[str, ...]:
-    return tuple(tokenize([text])[0])
+# A word's or a text's stemmed terms: rag.lexical.text_terms, one memory for the reader and the second stage.
+stems = text_terms
 
 
 def _edit_distance(a: str, b: str, bound: int) -> int:
