@@ -1,7 +1,7 @@
 """Second-stage ranking of the hybrid head: does a passage hold a sentence that answers?
 
 Fusion ranks whole passages, so a passage that names the paper often (its abstract) outranks the
-one whose single sentence answers. The rescorer re-orders the head of the fused list with seven
+one whose single sentence answers. The rescorer re-orders the head of the fused list with eight
 features, each min-max scaled within the head, combined linearly:
 
 - ``dense``, ``bm25``: the first stage's own scores,
@@ -11,7 +11,10 @@ features, each min-max scaled within the head, combined linearly:
 - ``coverage``: the IDF share of the question's content terms the passage contains,
 - ``bigrams``: how many adjacent pairs of the question's content terms it contains as adjacent
   terms (a phrase match BM25 does not see),
-- ``named``: 1 when the passage comes from a source the question names ("in the MT-DNN paper").
+- ``named``: 1 when the passage comes from a source the question names ("in the MT-DNN paper"),
+- ``asked_kind``: 1 when the passage holds text of the kind the question asks about: the caption of
+  a figure for "What does the diagram show?", a citation line for "Which paper is it from?"
+  (:func:`rag.reader.content.asked_kinds`).
 
 The weights were fitted by pairwise logistic regression, the depth and regularisation chosen by
 5-fold cross-validation on the tuning split of ``eval/questions.jsonl`` (``python
@@ -27,6 +30,7 @@ import numpy as np
 
 from rag.embedding import Embedder
 from rag.lexical import LexicalIndex, text_terms
+from rag.reader.content import non_content_reason
 from rag.reader.question import Focus
 from rag.sentences import sentence_spans
 from rag.stores import Candidates
@@ -37,13 +41,14 @@ from rag.types import Chunk
 class RescoreWeights:
     """Weights of the features above, in their order (eval/reports/rescore-tuning.json)."""
 
-    dense: float = 0.145
-    bm25: float = 0.183
-    sentence: float = 0.191
-    content_sentence: float = 0.143
-    coverage: float = 0.18
-    bigrams: float = 0.063
-    named: float = 0.093
+    dense: float = 0.116
+    bm25: float = 0.162
+    sentence: float = 0.16
+    content_sentence: float = 0.132
+    coverage: float = 0.15
+    bigrams: float = 0.049
+    named: float = 0.083
+    asked_kind: float = 0.147
 
 
 FEATURES = tuple(f.name for f in fields(RescoreWeights))
@@ -118,6 +123,11 @@ def best_sentence_cosines(chunks: Sequence[Chunk], texts: Callable[[str], str], 
     return best
 
 
+def holds_asked_kind(text: str, spans: Sequence[tuple[int, int]], focus: Focus) -> bool:
+    """A sentence of the passage is of a kind the question asks about (a figure's caption...)."""
+    return bool(focus.admits) and any(non_content_reason(text, s, e) in focus.admits for s, e in spans)
+
+
 def rescore_features(head: Candidates, lists: Mapping[str, Candidates], chunks: Sequence[Chunk], focus: Focus,
                      texts: Callable[[str], str], embedder: Embedder, lexical: LexicalIndex,
                      stopwords: frozenset[str]) -> np.ndarray:
@@ -126,6 +136,7 @@ def rescore_features(head: Candidates, lists: Mapping[str, Candidates], chunks: 
     rows = [row for row, _ in head]
     queries = embedder.encode([focus.search_text, focus.content_text])
     sentence = best_sentence_cosines(chunks, texts, embedder, queries)
+    kinds = [holds_asked_kind(texts(c.doc_id), whole_sentences(texts(c.doc_id), c), focus) for c in chunks]
     terms = QuestionTerms.of(focus, lexical, stopwords)
     tokens = [content_tokens(c.text, stopwords) for c in chunks]
     floor = min(dense.values(), default=0.0)  # a passage dense search did not return scores its lowest
@@ -137,6 +148,7 @@ def rescore_features(head: Candidates, lists: Mapping[str, Candidates], chunks: 
         [terms.coverage(t) for t in tokens],
         [terms.shared_bigrams(t) for t in tokens],
         [c.doc_id in focus.named for c in chunks],
+        kinds,
     )
     return np.stack([min_max(np.asarray(c, dtype=np.float64)) for c in columns], axis=1)
 

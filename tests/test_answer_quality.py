@@ -65,6 +65,21 @@ def test_what_the_ai_does_when_more_info_is_needed_is_the_follow_up_questions_li
         "necessary details.")
 
 
+def test_a_question_about_a_figure_is_answered_by_its_caption_and_its_credit_by_the_citation(session):
+    # Not eval questions: the rule (rag.reader.content.asked_kinds), not its tuning, is under test.
+    assert session.ask("What does the MT-DNN architecture figure on the page show?").citations[0].quote == (
+        "Architecture of the MT-DNN model for representation learning.")
+    credit = session.ask("Which paper is the bias figure on the FAQ page credited to?")
+    # The splitter ends a sentence at the title's period, so the credit's title is quoted without its year.
+    assert credit.citations[0].quote == "A Survey on Bias and Fairness in Machine Learning."
+
+
+def test_a_citation_line_never_answers_a_question_about_something_else(session):
+    for question in ("Who wrote the InstructGPT paper?", "What did InstructGPT's labelers write?"):
+        answer = session.ask(question)
+        assert not any(c.quote.endswith("(Ouyang et al., 2022)") for c in answer.citations), question
+
+
 @pytest.mark.xfail(strict=True, reason="not reached: 'common to every task' shares no word with 'shared across "
                    "all tasks', and the caption passage that holds it ranks below the MT-DNN abstract (issue 11)")
 def test_the_shared_part_of_mt_dnn_is_quoted_first(session):

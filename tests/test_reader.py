@@ -8,8 +8,10 @@ import pytest
 from rag.corpus import load_corpus
 from rag.reader.abstain import absent_reason
 from rag.reader.analyser import QuestionAnalyser
-from rag.reader.content import non_content_reason
+from rag.reader.content import asked_kinds, non_content_reason
+from rag.reader.english import is_english
 from rag.reader.lexicon import Lexicon, acronym_key, mine_lexicon
+from rag.reader.question import has_new_number, is_frame_word, numbers_in
 from rag.settings import Settings
 
 
@@ -44,6 +46,60 @@ def reason_in(document, sentence: str) -> str | None:
 ])
 def test_non_content_sentences_of_the_faq_page_are_named(documents, sentence, reason):
     assert reason_in(documents["llm-faq-page"], sentence) == reason
+
+
+def test_a_list_item_before_a_footnote_is_content_not_a_caption(documents):
+    # The footnote after the 3H list is no figure credit: its last paragraph's first item is an answer.
+    page = documents["llm-faq-page"]
+    assert reason_in(page, "At its most basic level, the AI should give accurate information.") is None
+
+
+@pytest.mark.parametrize(("question", "kinds"), [
+    ("What does the bias feedback-loop figure on the page illustrate?", {"figure caption"}),
+    ("Which paper is the human-preference figure on the page taken from?", {"citation line", "lead-in"}),
+    ("Which publication is the figure credited to?", {"citation line", "lead-in"}),
+    ("In what year was the MT-DNN paper published?", {"citation line", "lead-in"}),
+    ("What name did OpenAI give to the models?", {"naming only"}),
+    ("What learning rate was used for the PPO stage of InstructGPT?", set()),
+    ("What TruthfulQA score did InstructGPT get in the Ouyang et al. paper?", set()),
+])
+def test_a_question_admits_the_non_content_kind_it_asks_about(question, kinds):
+    assert asked_kinds(question) == kinds
+
+
+def test_an_admitted_kind_is_content_for_that_question_only(documents):
+    page = documents["llm-faq-page"]
+    line = "Training language models to follow instructions with human feedback (Ouyang et al., 2022)"
+    start = page.text.index(line)
+    assert non_content_reason(page.text, start, start + len(line)) == "citation line"
+    assert non_content_reason(page.text, start, start + len(line), asked_kinds("Which paper is it from?")) is None
+    assert non_content_reason(page.text, start, start + len(line), asked_kinds("What does the chart show?")) \
+        == "citation line"
+
+
+def test_common_english_words_are_known_and_misspellings_are_not():
+    assert is_english("accuracy") and is_english("Funded") and is_english("reward")
+    assert not is_english("preferance") and not is_english("harmles") and not is_english("GPUs")
+
+
+def test_real_words_the_corpus_lacks_are_not_corrected_into_corpus_words(analyser):
+    # Before the English list: "accuracy" became "accurate", "funded" "founded", "reward" "regard".
+    assert analyser.analyse("What accuracy did MT-DNN get on SNLI?").focus_words == ("accuracy", "SNLI")
+    assert analyser.analyse("Who funded the MT-DNN research?").corrected == "Who funded the MT-DNN research?"
+    assert "reward" in analyser.analyse("How large was the reward model?").corrected
+
+
+def test_frame_words_are_frame_words_in_any_inflection(analyser):
+    assert is_frame_word("kinds") and is_frame_word("Sorts") and is_frame_word("described")
+    assert not is_frame_word("labelers")
+    assert analyser.analyse("What kinds of things influence alignment?").focus_words == ("influence", "alignment")
+
+
+def test_a_figure_the_question_states_is_not_an_answer_to_how_many():
+    assert numbers_in("the 1.3B model beats the 175B GPT-3 on three tasks") == {"1.3b", "175b", "3", "three"}
+    question = "How many GPUs were used to train the 175B InstructGPT model?"
+    assert not has_new_number("outputs from the 175B model are preferred", question)
+    assert has_new_number("the 175B model was trained on 1024 GPUs", question)
 
 
 def test_a_coined_name_is_not_content_but_the_sentence_that_answers_is(documents):

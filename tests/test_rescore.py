@@ -69,12 +69,14 @@ def test_the_passage_whose_sentence_answers_overtakes_the_one_that_names_the_pap
     assert [row for row, _ in order] == [1, 0]
     # Lowest of the two in dense and bm25, best in the other four; the scores are scaled to [0, 1].
     w = RescoreWeights()
-    total = w.dense + w.bm25 + w.sentence + w.content_sentence + w.coverage + w.bigrams + w.named
-    # named: both passages come from the named paper, so the column is flat and scales to 1 for both
-    assert order[0][1] == pytest.approx((w.sentence + w.content_sentence + w.coverage + w.bigrams + w.named) / total)
-    assert order[1][1] == pytest.approx((w.dense + w.bm25 + w.named) / total)
+    total = w.dense + w.bm25 + w.sentence + w.content_sentence + w.coverage + w.bigrams + w.named + w.asked_kind
+    # named: both passages come from the named paper, and asked_kind: the question asks about no
+    # figure or citation, so both columns are flat and scale to 1 for both passages
+    flat = w.named + w.asked_kind
+    assert order[0][1] == pytest.approx((w.sentence + w.content_sentence + w.coverage + w.bigrams + flat) / total)
+    assert order[1][1] == pytest.approx((w.dense + w.bm25 + flat) / total)
     only_first_stage = RescoreWeights(dense=1, bm25=1, sentence=0, content_sentence=0, coverage=0, bigrams=0,
-                                      named=0)
+                                      named=0, asked_kind=0)
     kept = rescore(head, lists, CHUNKS, asked, lambda _: TEXT, KeywordEmbedder(), lexical, STOP, only_first_stage)
     assert [row for row, _ in kept] == [0, 1]
 

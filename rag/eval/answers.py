@@ -11,7 +11,8 @@ Metrics (shares in [0, 1] unless named a count), over one split:
 - ``reasons_given``: abstentions that state a reason.
 - ``verbatim_quotes``: shown quotes found verbatim in their cited source.
 - ``non_content_quotes``: a count: shown quotes that are captions, bare citation lines, headings,
-  list stubs or name-only sentences (:func:`rag.reader.content.non_content_reason`).
+  list stubs or name-only sentences (:func:`rag.reader.content.non_content_reason`), unless the
+  question asks about that kind ("Which paper is the figure taken from?" may quote the citation line).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rag.eval.questions import EvalQuestion, EvidenceSpan
-from rag.reader.content import non_content_reason
+from rag.reader.content import asked_kinds, non_content_reason
 from rag.types import Answer, Citation
 
 Ask = Callable[[str], Answer]
@@ -58,6 +59,7 @@ def _on_gold(citation: Citation, spans: Sequence[EvidenceSpan]) -> bool:
 
 def record_answer(question: EvalQuestion, answer: Answer, spans: Sequence[EvidenceSpan]) -> AnswerRecord:
     citations = answer.citations
+    admitted = asked_kinds(question.question)  # the reader's own rule: a figure question may quote its caption
     return AnswerRecord(
         question=question,
         abstained=answer.abstained,
@@ -66,7 +68,7 @@ def record_answer(question: EvalQuestion, answer: Answer, spans: Sequence[Eviden
         any_is_gold=any(_on_gold(c, spans) for c in citations),
         quotes=len(citations),
         verbatim=sum(c.document.text[c.start:c.end] == c.quote for c in citations),
-        non_content=tuple(c.quote for c in citations if non_content_reason(c.document.text, c.start, c.end)),
+        non_content=tuple(c.quote for c in citations if non_content_reason(c.document.text, c.start, c.end, admitted)),
     )
 
 

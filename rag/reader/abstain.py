@@ -18,7 +18,7 @@ from dataclasses import astuple, dataclass
 
 from rag.lexical import LexicalIndex, text_terms
 from rag.reader.lexicon import _WORD, acronym_key
-from rag.reader.question import Focus, has_number, stems
+from rag.reader.question import Focus, has_new_number, stems
 from rag.reader.scoring import FEATURES, Candidate, weighted_coverage
 from rag.types import Hit
 
@@ -85,7 +85,7 @@ class DeclineSignals:
     missing_first: float  # IDF share of the focus absent from the first passage
     missing_shown: float  # ... absent from every passage whose sentences competed
     unknown: float  # ... absent from the whole corpus: no passage could hold it
-    number_missing: float  # 1 when a number is asked for and none of the best sentences holds one
+    number_missing: float  # 1 when a number is asked for and none of the best sentences states a new one
     asked_missing: float  # IDF share of the words after the question word absent from the best sentences
 
     @classmethod
@@ -96,7 +96,7 @@ class DeclineSignals:
         unknown = [t for t, known in zip(focus.focus_terms, lexical.known(focus.focus_terms), strict=True)
                    if not known]
         number_missing = focus.answer_type == "number" and not any(
-            has_number(c.text) for c in candidates[:settings.max_quotes])
+            has_new_number(c.text, focus.question) for c in candidates[:settings.max_quotes])
         asked = list(dict.fromkeys(t for w in focus.asked_for for t in stems(w)))
         quoted = set().union(*(text_terms(c.text) for c in candidates[:settings.max_quotes]))
         return cls(

@@ -1,9 +1,14 @@
 """Which sentences carry content: a quote must never be a caption, a citation line, a heading, a
-list stub, a lead-in or a sentence that only names a thing.
+list stub, a lead-in or a sentence that only names a thing, unless the question asks about that
+very text.
 
 Each rule looks at the sentence in its document, since the same words are a heading on a line of
-their own and a claim inside a paragraph. :func:`non_content_reason` is shared by the reader
-(which never quotes such text) and the eval (which counts any that slip through).
+their own and a claim inside a paragraph. Some questions are about the text the rules keep out:
+"What does the MT-DNN diagram show?" is answered by the figure's caption, "Which paper is the
+figure taken from?" by its citation line, "What name did they give the models?" by the naming
+sentence. :func:`asked_kinds` says which kinds a question admits. :func:`non_content_reason` is
+shared by the reader (which never quotes such text unless admitted) and the eval (which counts
+any that slip through, by the same rule).
 """
 
 from __future__ import annotations
@@ -19,6 +24,28 @@ _FOOTNOTE = re.compile(r"↩")
 _NAMING = re.compile(r"^(?:we|they|it|this|these)\s+(?:call|name|term|dub|refer to)\b[^,;]{0,60}\.$", re.I)
 _MIN_CONTENT_WORDS = 4  # "Helpful." and "Being large and general" are labels, not evidence
 _WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
+
+# Which non-content kinds a question asks about (see the module's docstring).
+_ABOUT_A_FIGURE = re.compile(r"\b(?:fig(?:ure)?s?|charts?|diagrams?|graphs?|plots?|images?|pictures?|illustrat\w*|"
+                             r"captions?)\b", re.I)
+# "Which paper is ... taken from?", "credited to", "in what year was ... published": answered by a
+# citation line, or by the lead-in that attributes what follows ("In <title>, they are defined as:").
+_ABOUT_A_SOURCE = re.compile(r"\b(?:which|what) (?:paper|work|publication|article|study|source|reference)s?\b|"
+                             r"\b(?:credit(?:ed|s)?|cited|citations?|attributed|footnotes?|published)\b", re.I)
+_ABOUT_A_NAME = re.compile(r"\b(?:what|which) (?:name|names|term)\b|\b(?:called|named|dubbed)\b", re.I)
+
+
+def asked_kinds(question: str) -> frozenset[str]:
+    """The non-content kinds that may answer ``question``, by what it asks about. Asked where a
+    figure comes from, the credit answers, not the caption."""
+    kinds: set[str] = set()
+    if _ABOUT_A_SOURCE.search(question):
+        kinds |= {"citation line", "lead-in"}
+    elif _ABOUT_A_FIGURE.search(question):
+        kinds.add("figure caption")
+    if _ABOUT_A_NAME.search(question):
+        kinds.add("naming only")
+    return frozenset(kinds)
 
 
 def paragraph_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -42,9 +69,13 @@ def _next_paragraph(text: str, end: int) -> str:
     return text[s:e]
 
 
+def _is_author_year_line(paragraph: str) -> bool:
+    return bool(_CITATION_LINE.match(" ".join(paragraph.split())))
+
+
 def is_citation_line(paragraph: str) -> bool:
     flat = " ".join(paragraph.split())
-    return bool(_CITATION_LINE.match(flat)) or bool(_FOOTNOTE.search(flat) and len(flat) < 200)
+    return _is_author_year_line(flat) or bool(_FOOTNOTE.search(flat) and len(flat) < 200)
 
 
 def _is_heading(text: str, start: int, end: int, paragraph: tuple[int, int]) -> bool:
@@ -61,12 +92,19 @@ def _is_heading(text: str, start: int, end: int, paragraph: tuple[int, int]) -> 
 
 
 def _is_caption_title(text: str, start: int, paragraph: tuple[int, int]) -> bool:
-    """The first sentence of a paragraph followed by a citation line is a figure's label."""
-    return start == paragraph[0] and is_citation_line(_next_paragraph(text, paragraph[1]))
+    """The first sentence of a paragraph followed by a figure's credit (an author-year line) is the
+    figure's label (a footnote after a list is no credit)."""
+    return start == paragraph[0] and _is_author_year_line(_next_paragraph(text, paragraph[1]))
 
 
-def non_content_reason(text: str, start: int, end: int) -> str | None:
-    """Why ``text[start:end]`` must not be quoted as an answer, or ``None`` when it is content."""
+def non_content_reason(text: str, start: int, end: int, admitted: frozenset[str] = frozenset()) -> str | None:
+    """Why ``text[start:end]`` must not be quoted as an answer, or ``None`` when it is content or
+    of a kind the question asks about (``admitted``, from :func:`asked_kinds`)."""
+    reason = _kind(text, start, end)
+    return None if reason in admitted else reason
+
+
+def _kind(text: str, start: int, end: int) -> str | None:
     sentence = text[start:end].strip()
     paragraph = paragraph_span(text, start, end)
     if is_citation_line(text[paragraph[0]:paragraph[1]]):

@@ -3,11 +3,14 @@ it names, the kind of answer it expects, and its focus, the thing asked for."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rag.lexical import text_terms
+from rag.reader.content import asked_kinds
+from rag.reader.english import is_english
 from rag.reader.lexicon import _WORD, LINKING_WORDS, Lexicon, acronym_key
 
 # Words that frame a question rather than say what it asks for: they never decide an abstention.
@@ -20,7 +23,7 @@ FRAME_WORDS = frozenset([
     "sources", "document", "idea", "main", "point", "points", "thing", "things", "kind", "type", "types",
     "way", "ways", "part", "parts", "example", "examples", "like", "also", "really", "actually", "exactly",
     "specifically", "hey", "hi", "please", "thanks", "know", "wonder", "wondering", "curious", "quick",
-    "question", "someone", "explain", "give", "get", "got",
+    "question", "someone", "explain", "give", "get", "got", "sort", "sorts", "kinds",
 ])
 ANSWER_TYPES = (
     ("number", re.compile(r"\b(how (many|much|large|big|long|often)|what (number|percentage|share|size|"
@@ -49,6 +52,9 @@ class Focus:
     answer_type: str  # "number", "list", "person", "date" or ""
     focus_words: tuple[str, ...]  # surface words of what is asked for (not frame words, not names)
     asked_for: tuple[str, ...] = ()  # the words right after the question word: "What learning rate ..."
+    # Non-content kinds the question asks about ("What does the diagram show?" -> figure caption),
+    # which may then answer it (rag.reader.content.asked_kinds).
+    admits: frozenset[str] = frozenset()
 
     @property
     def search_text(self) -> str:
@@ -79,6 +85,17 @@ class Focus:
 stems = text_terms
 
 
+def is_frame_word(word: str) -> bool:
+    """A frame word in any inflection ("kinds", "described")."""
+    lower = word.lower()
+    return lower in FRAME_WORDS or bool(stems(lower)) and set(stems(lower)) <= _frame_stems()
+
+
+@functools.cache
+def _frame_stems() -> frozenset[str]:
+    return frozenset(t for w in FRAME_WORDS for t in stems(w))
+
+
 def _edit_distance(a: str, b: str, bound: int) -> int:
     """Levenshtein distance, or ``bound + 1`` as soon as it must exceed ``bound``."""
     previous = list(range(len(b) + 1))
@@ -94,9 +111,12 @@ def _edit_distance(a: str, b: str, bound: int) -> int:
 
 def correct(word: str, vocabulary: Mapping[str, int], stopwords: frozenset[str]) -> str:
     """The corpus content word nearest ``word`` (one edit under 7 letters, two from 7), else ``word``.
-    Stop words and frame words are never corrected, nor corrected to."""
+    Stop words, frame words and English words ("accuracy", which the corpus lacks) are never
+    corrected, nor corrected to."""
     lower = word.lower()
-    if len(lower) < 5 or not lower.isalpha() or lower in vocabulary or lower in FRAME_WORDS or lower in stopwords:
+    if len(lower) < 5 or not lower.isalpha() or lower in vocabulary or is_frame_word(lower) or lower in stopwords:
+        return word
+    if is_english(lower):
         return word
     bound = 1 if len(lower) < 7 else 2
     best, best_distance, tied = word, bound + 1, False
@@ -195,14 +215,31 @@ def analyse(question: str, lexicon: Lexicon, stopwords: frozenset[str]) -> Focus
     kind = answer_type(question)
     focus_words = [w for w in corrected_words
                    if not (kind == "list" and _COUNT.fullmatch(w))
-                   and w.lower() not in FRAME_WORDS and w.lower() not in LINKING_WORDS
+                   and not is_frame_word(w) and w.lower() not in LINKING_WORDS
                    and stems(w) and acronym_key(w) not in name_terms and not set(stems(w)) <= name_terms
                    and not set(stems(w)) <= stopwords]
     return Focus(question, corrected, tuple(expansions), tuple(dict.fromkeys(terms)), tuple(named),
-                 frozenset(name_terms), kind, tuple(focus_words), asked_for(corrected_words, focus_words))
+                 frozenset(name_terms), kind, tuple(focus_words), asked_for(corrected_words, focus_words),
+                 asked_kinds(question))
+
+
+_NUMBER_WORDS = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty|thirty|forty|fifty|"
+    r"hundred|thousand|million|billion|dozens?|half|twice|double)\b", re.I)
+_FIGURE = re.compile(r"\d[\d.,]*\w*")  # "175B", "1.3", "0.1%" as written
+
+
+def numbers_in(text: str) -> set[str]:
+    """The figures a text states, as written ("175B", "three"), lower-cased."""
+    return {m.group().lower().rstrip(".,") for m in _FIGURE.finditer(text)} | {
+        m.group().lower() for m in _NUMBER_WORDS.finditer(text)}
 
 
 def has_number(text: str) -> bool:
-    return bool(_NUMBER.search(text)) or bool(re.search(
-        r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty|thirty|forty|fifty|"
-        r"hundred|thousand|million|billion|dozens?|half|twice|double)\b", text, re.I))
+    return bool(_NUMBER.search(text)) or bool(_NUMBER_WORDS.search(text))
+
+
+def has_new_number(text: str, question: str) -> bool:
+    """``text`` states a figure the question does not: "How many GPUs trained the 175B model?" is
+    not answered by a sentence whose only figure is 175B."""
+    return bool(numbers_in(text) - numbers_in(question))

@@ -26,7 +26,7 @@ _LEADING_MARK = re.compile(r"^(?:[•*\-–]|\d+[.)])\s+")
 _LIST = re.compile(r",[^,]+(,|\band\b|\bor\b)")
 _YEAR = re.compile(r"\b(1[89]|20)\d\d\b")
 # Feature names, in the order of Candidate.features and of the weights that multiply them.
-FEATURES = ("coverage", "focus", "passage", "named", "answer_type", "content", "bigrams")
+FEATURES = ("coverage", "focus", "passage", "named", "answer_type", "content", "bigrams", "asked_kind")
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,10 @@ def passage_sentence_spans(text: str, chunk: Chunk) -> list[tuple[int, int]]:
 
 
 def sentence_spans_of(hits: Sequence[Hit], documents: Callable[[str], Document], passages: int,
-                      min_chars: int) -> list[tuple[Hit, Document, int, int]]:
-    """Content sentences of the top passages, deduplicated across overlapping chunks."""
+                      min_chars: int, admitted: frozenset[str] = frozenset()
+                      ) -> list[tuple[Hit, Document, int, int]]:
+    """Content sentences of the top passages, and those of the ``admitted`` non-content kinds,
+    deduplicated across overlapping chunks."""
     seen: set[tuple[str, int]] = set()
     found = []
     for hit in hits[:passages]:
@@ -69,7 +71,7 @@ def sentence_spans_of(hits: Sequence[Hit], documents: Callable[[str], Document],
             if end - start < min_chars or (document.id, start) in seen:
                 continue
             seen.add((document.id, start))
-            if non_content_reason(document.text, start, end) is None:
+            if non_content_reason(document.text, start, end, admitted) is None:
                 found.append((hit, document, start, end))
     return found
 
@@ -90,6 +92,12 @@ def type_match(answer_type: str, sentence: str) -> float:
     return 0.0
 
 
+def asked_kind(focus: Focus, text: str, start: int, end: int) -> float:
+    """1 when the sentence is of the kind the question asks about (the caption of the figure it
+    asks about, the citation line of "which paper"), which is then the likeliest answer."""
+    return float(bool(focus.admits) and non_content_reason(text, start, end) in focus.admits)
+
+
 def named_match(focus: Focus, document: Document, sentence: str) -> float:
     """1 when the sentence's source is one the question names."""
     return float(document.id in focus.named)
@@ -98,7 +106,7 @@ def named_match(focus: Focus, document: Document, sentence: str) -> float:
 def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str], Document],
                      embedder: Embedder, lexical: LexicalIndex, settings) -> tuple[list[Candidate], np.ndarray]:
     """Candidates best first by score, and their embeddings in the same order."""
-    found = sentence_spans_of(hits, documents, settings.passages, settings.min_sentence_chars)
+    found = sentence_spans_of(hits, documents, settings.passages, settings.min_sentence_chars, focus.admits)
     if not found:
         return [], np.zeros((0, embedder.dimension), dtype=np.float32)
     texts = [document.text[s:e] for _, document, s, e in found]
@@ -122,7 +130,7 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
         shared = pairs / len(phrases.bigrams) if phrases.bigrams else 0.0
         features = (coverage, weighted_coverage(focus.focus_terms, focus_weights, present), prior[hit.rank],
                     named_match(focus, document, text), type_match(focus.answer_type, text),
-                    float(content_cosine), shared)
+                    float(content_cosine), shared, asked_kind(focus, document.text, s, e))
         support = float(cosine) + settings.coverage_weight * coverage
         score = float(cosine) + float(w @ np.asarray(features))
         candidates.append(Candidate(hit, document, s, e, float(cosine), features, support, score))
