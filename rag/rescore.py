@@ -30,7 +30,7 @@ import numpy as np
 
 from rag.embedding import Embedder
 from rag.lexical import LexicalIndex, text_terms
-from rag.reader.content import non_content_reason
+from rag.reader.content import is_asked_kind
 from rag.reader.question import Focus
 from rag.sentences import sentence_spans
 from rag.stores import Candidates
@@ -125,7 +125,7 @@ def best_sentence_cosines(chunks: Sequence[Chunk], texts: Callable[[str], str], 
 
 def holds_asked_kind(text: str, spans: Sequence[tuple[int, int]], focus: Focus) -> bool:
     """A sentence of the passage is of a kind the question asks about (a figure's caption...)."""
-    return bool(focus.admits) and any(non_content_reason(text, s, e) in focus.admits for s, e in spans)
+    return any(is_asked_kind(text, s, e, focus.admits) for s, e in spans)
 
 
 def rescore_features(head: Candidates, lists: Mapping[str, Candidates], chunks: Sequence[Chunk], focus: Focus,

@@ -104,6 +104,11 @@ def non_content_reason(text: str, start: int, end: int, admitted: frozenset[str]
     return None if reason in admitted else reason
 
 
+def is_asked_kind(text: str, start: int, end: int, admitted: frozenset[str]) -> bool:
+    """``text[start:end]`` is non-content of a kind the question asks about: then the likeliest answer."""
+    return bool(admitted) and _kind(text, start, end) in admitted
+
+
 def _kind(text: str, start: int, end: int) -> str | None:
     sentence = text[start:end].strip()
     paragraph = paragraph_span(text, start, end)

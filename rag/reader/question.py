@@ -23,7 +23,7 @@ FRAME_WORDS = frozenset([
     "sources", "document", "idea", "main", "point", "points", "thing", "things", "kind", "type", "types",
     "way", "ways", "part", "parts", "example", "examples", "like", "also", "really", "actually", "exactly",
     "specifically", "hey", "hi", "please", "thanks", "know", "wonder", "wondering", "curious", "quick",
-    "question", "someone", "explain", "give", "get", "got", "sort", "sorts", "kinds",
+    "question", "someone", "explain", "give", "get", "got", "sort",
 ])
 ANSWER_TYPES = (
     ("number", re.compile(r"\b(how (many|much|large|big|long|often)|what (number|percentage|share|size|"

@@ -16,7 +16,7 @@ import numpy as np
 from rag.embedding import Embedder
 from rag.lexical import LexicalIndex, text_terms
 from rag.reader.analyser import question_stopwords
-from rag.reader.content import non_content_reason
+from rag.reader.content import is_asked_kind, non_content_reason
 from rag.reader.question import Focus, has_number
 from rag.rescore import QuestionTerms, content_tokens
 from rag.sentences import sentence_spans
@@ -95,7 +95,7 @@ def type_match(answer_type: str, sentence: str) -> float:
 def asked_kind(focus: Focus, text: str, start: int, end: int) -> float:
     """1 when the sentence is of the kind the question asks about (the caption of the figure it
     asks about, the citation line of "which paper"), which is then the likeliest answer."""
-    return float(bool(focus.admits) and non_content_reason(text, start, end) in focus.admits)
+    return float(is_asked_kind(text, start, end, focus.admits))
 
 
 def named_match(focus: Focus, document: Document, sentence: str) -> float:
