@@ -129,12 +129,6 @@ def collect(session, questions, spans, boost: float) -> list[Record]:
     return records
 
 
-def first_is_gold(record: Record, weights: np.ndarray) -> bool:
-    if not len(record.cosines):
-        return False
-    return bool(record.gold[int(np.argmax(record.cosines + record.features @ weights))])
-
-
 def abstains(record: Record, below: float, missing: float, number: bool, weights: np.ndarray,
              evidence: int = 3) -> bool:
     if not len(record.cosines) or record.support < below or record.missing[evidence] >= missing:
@@ -158,7 +152,7 @@ def abstention_rates(records, choice: dict) -> dict[str, float]:
 def answer_at_1(records, choice: dict) -> float:
     answerable = [r.within(choice["passages"]) for r in records if r.answerable]
     weights = np.asarray(choice["feature_weights"])
-    return sum(first_is_gold(r, weights) for r in answerable) / max(1, len(answerable))
+    return int(golds_at_1(answerable, weights[None, :])[0]) / max(1, len(answerable))
 
 
 def golds_at_1(records, grid: np.ndarray) -> np.ndarray:

@@ -132,7 +132,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         # The passages' sentences are embedded with the new passages, in one pass (one progress bar).
         known = SentenceTable.load(previous[0]) if previous else SentenceTable.empty(embedder.dimension)
         sentence_texts = passage_sentences(chunks, by_id)
-        new_sentences = [t for t in sentence_texts if t not in known]
+        new_sentences = [t for t, row in zip(sentence_texts, known.rows(sentence_texts), strict=True) if row < 0]
         encoded = embed_texts([embedding_text(chunks[r]) for r in fresh_rows] + new_sentences,
                               embedder, settings, progress)
         vectors[fresh_rows] = encoded[:len(fresh_rows)]

@@ -110,10 +110,11 @@ def whole_sentences(text: str, chunk: Chunk) -> list[tuple[int, int]]:
     return spans or [(chunk.start, chunk.end)]
 
 
-def best_sentence_cosines(chunks: Sequence[Chunk], texts: Callable[[str], str], embedder: Embedder,
+def best_sentence_cosines(chunks: Sequence[Chunk], texts: Callable[[str], str],
+                          spans: Sequence[Sequence[tuple[int, int]]], embedder: Embedder,
                           queries: np.ndarray) -> np.ndarray:
-    """``[passage, query]``: each query's best cosine with one sentence of each passage."""
-    spans = [whole_sentences(texts(c.doc_id), c) for c in chunks]
+    """``[passage, query]``: each query's best cosine with one sentence of each passage, its
+    sentences given as ``spans`` (:func:`whole_sentences`)."""
     sentences = [texts(c.doc_id)[s:e] for c, chunk_spans in zip(chunks, spans, strict=True) for s, e in chunk_spans]
     cosines = embedder.encode(sentences) @ queries.T
     best, at = np.zeros((len(chunks), len(queries)), dtype=np.float32), 0
@@ -135,8 +136,10 @@ def rescore_features(head: Candidates, lists: Mapping[str, Candidates], chunks: 
     dense, bm25 = (dict(lists.get(name, ())) for name in ("dense", "bm25"))
     rows = [row for row, _ in head]
     queries = embedder.encode([focus.search_text, focus.content_text])
-    sentence = best_sentence_cosines(chunks, texts, embedder, queries)
-    kinds = [holds_asked_kind(texts(c.doc_id), whole_sentences(texts(c.doc_id), c), focus) for c in chunks]
+    spans = [whole_sentences(texts(c.doc_id), c) for c in chunks]  # split once, read by two features
+    sentence = best_sentence_cosines(chunks, texts, spans, embedder, queries)
+    kinds = [holds_asked_kind(texts(c.doc_id), chunk_spans, focus)
+             for c, chunk_spans in zip(chunks, spans, strict=True)]
     terms = QuestionTerms.of(focus, lexical, stopwords)
     tokens = [content_tokens(c.text, stopwords) for c in chunks]
     floor = min(dense.values(), default=0.0)  # a passage dense search did not return scores its lowest

@@ -99,10 +99,11 @@ class SentenceTable:
         wanted = list(dict.fromkeys(texts))
         if not wanted:
             return SentenceTable.empty(self.vectors.shape[1])
-        rows = [fresh[t] if t in fresh else self.vector(t) for t in wanted]
-        if any(row is None for row in rows):
+        stored = self.rows(wanted)  # one batched lookup, not one per sentence
+        if any(t not in fresh and row < 0 for t, row in zip(wanted, stored, strict=True)):
             raise KeyError("a sentence has no vector: neither fresh nor in this table")
-        return SentenceTable.of(wanted, np.stack(rows))
+        return SentenceTable.of(wanted, np.stack([fresh[t] if t in fresh else self.vectors[row]
+                                                  for t, row in zip(wanted, stored, strict=True)]))
 
     def over(self, embedder: Embedder) -> Embedder:
         """``embedder`` answering from this table first (an empty table adds nothing)."""

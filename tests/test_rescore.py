@@ -10,7 +10,15 @@ from conftest import KeywordEmbedder
 from rag.lexical import LexicalIndex
 from rag.memo_embedder import MemoEmbedder
 from rag.reader.question import Focus
-from rag.rescore import QuestionTerms, RescoreWeights, best_sentence_cosines, bigram_set, content_tokens, rescore
+from rag.rescore import (
+    QuestionTerms,
+    RescoreWeights,
+    best_sentence_cosines,
+    bigram_set,
+    content_tokens,
+    rescore,
+    whole_sentences,
+)
 from rag.types import Chunk
 
 STOP = frozenset({"the", "of", "on", "in", "did", "how", "mani", "a"})
@@ -54,7 +62,7 @@ def test_question_terms_weigh_coverage_by_idf_and_count_shared_pairs():
 def test_best_sentence_cosine_is_the_best_single_sentence_of_each_passage():
     embedder = KeywordEmbedder()
     queries = embedder.encode(["BERT GLUE"])
-    best = best_sentence_cosines(CHUNKS, lambda _: TEXT, embedder, queries)
+    best = best_sentence_cosines(CHUNKS, lambda _: TEXT, [whole_sentences(TEXT, c) for c in CHUNKS], embedder, queries)
     sentence = embedder.encode(["MT-DNN builds on BERT and MT-DNN is trained on GLUE."])[0]
     assert best[0, 0] == pytest.approx(float(sentence @ queries[0]))
     assert best[1, 0] == 0.0  # the results passage shares no word with the query

@@ -88,7 +88,8 @@ stems = text_terms
 def is_frame_word(word: str) -> bool:
     """A frame word in any inflection ("kinds", "described")."""
     lower = word.lower()
-    return lower in FRAME_WORDS or bool(stems(lower)) and set(stems(lower)) <= _frame_stems()
+    terms = stems(lower)
+    return lower in FRAME_WORDS or bool(terms) and set(terms) <= _frame_stems()
 
 
 @functools.cache
