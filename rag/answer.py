@@ -20,6 +20,7 @@ from rag.reader.analyser import QuestionAnalyser
 from rag.reader.question import Focus
 from rag.reader.scoring import Candidate, score_candidates
 from rag.sentences import word_cut
+from rag.settings import Settings
 from rag.types import Answer, Citation, Document, Hit
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AnswerSettings:
     passages: int = 3  # top hits whose sentences compete for quotes (eval/reports/reader-tuning.json)
-    max_quotes: int = 3
+    max_quotes: int = Settings.max_quotes  # the defaults people can set live in Settings, once
     max_quote_chars: int = 300
     min_sentence_chars: int = 25  # shorter pieces ("• Harmless.") are labels, not evidence
     # support = cosine + coverage_weight * IDF-weighted question-term coverage: does the sentence
@@ -42,7 +43,7 @@ class AnswerSettings:
     feature_weights: tuple[float, ...] = (0.4, 0.4, 0.6, 0.1, 0.1, 0.2, 0.2, 0.8)
     keep_ratio: float = 0.6  # a further quote must score at least this share of the best one
     redundancy: float = 0.8  # cosine above which two sentences say the same thing
-    abstain_below: float = 0.3  # support under this declines whatever the model says (Settings default)
+    abstain_below: float = Settings.abstain_below  # support under this declines whatever the model says
     evidence_passages: int = 1  # passages in which the question's focus must appear
     missing_focus_share: float = 1.01  # abstain when this IDF share of the focus is absent (> 1: never)
     require_number: bool = True  # "how many" with no number in the best sentences abstains
