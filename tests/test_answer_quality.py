@@ -45,6 +45,17 @@ def test_a_learning_rate_the_sources_never_give_is_declined_with_the_reason(sess
     assert answer.text.startswith(answer.abstained_because)
 
 
+def test_how_many_is_answered_only_by_a_figure_for_the_thing_counted(session):
+    # The passage that answers is found ("labeler-written prompts and prompts submitted through the
+    # OpenAI API"), but its only figures (1.3B, 175B) count parameters, not prompts.
+    answer = session.ask("How many prompts were submitted through the OpenAI API?")
+    assert answer.abstained
+    assert answer.abstained_because == "The sources give no figure for “prompts”."
+    answer = session.ask("How many GLUE tasks did MT-DNN improve on?")
+    assert not answer.abstained
+    assert "eight out of nine GLUE tasks" in answer.citations[0].quote
+
+
 QUESTION_3 = "Which three training objectives were compared in the general language assistant paper?"
 
 

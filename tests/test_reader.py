@@ -11,7 +11,7 @@ from rag.reader.analyser import QuestionAnalyser
 from rag.reader.content import asked_kinds, non_content_reason
 from rag.reader.english import is_english
 from rag.reader.lexicon import Lexicon, acronym_key, mine_lexicon
-from rag.reader.question import has_new_number, is_frame_word, numbers_in
+from rag.reader.question import counted_terms, has_new_number, is_frame_word, numbers_in, states_figure_for
 from rag.settings import Settings
 
 
@@ -96,10 +96,41 @@ def test_frame_words_are_frame_words_in_any_inflection(analyser):
 
 
 def test_a_figure_the_question_states_is_not_an_answer_to_how_many():
-    assert numbers_in("the 1.3B model beats the 175B GPT-3 on three tasks") == {"1.3b", "175b", "3", "three"}
+    # The digits of a name ("GPT-3", "ChatGPT/GPT-3.5") count nothing; nor does "one", as often a pronoun.
+    assert numbers_in("the 1.3B model beats the 175B GPT-3 on three tasks") == {"1.3b", "175b", "three"}
+    assert numbers_in("ChatGPT/GPT-3.5 lags behind; one for each word") == set()
     question = "How many GPUs were used to train the 175B InstructGPT model?"
     assert not has_new_number("outputs from the 175B model are preferred", question)
     assert has_new_number("the 175B model was trained on 1024 GPUs", question)
+
+
+@pytest.mark.parametrize(("question", "sentence", "answers"), [
+    # A figure answers "how many X" only when it stands by X (within FIGURE_WINDOW words) ...
+    ("How many GPUs were used to train the 175B InstructGPT model?",
+     "outputs from the 1.3B parameter InstructGPT model are preferred to outputs from the 175B GPT-3", False),
+    ("How many GPUs were used to train the 175B InstructGPT model?", "the 175B model was trained on 1024 GPUs", True),
+    ("On how many NLU tasks did MT-DNN set a new state of the art?",
+     "MT-DNN obtains new state-of-the-art results on ten NLU tasks, including SNLI", True),
+    ("What value of the pretraining-mix coefficient was used for the PPO-ptx models?",
+     "OpenAI InstructGPT models (PPO-ptx), as well as its variant trained without pretraining mix (PPO)", False),
+    # ... without words after the question word, by the question's own lower-case words, not its names;
+    ("hey, how much did it cost OpenAI to train InstructGPT?",
+     "OpenAI trained the 1.3B parameter InstructGPT model", False),
+    ("By how many points does ChatGPT trail the fine-tuned baselines?",
+     "ChatGPT/GPT-3.5 often lags behind existing fine-tuned baseline models.", False),
+    # ... and any new figure answers a comparison.
+    ("How much smaller is the preferred 1.3B InstructGPT model than GPT-3?",
+     "the 1.3B parameter InstructGPT model is preferred despite having 100x fewer parameters", True),
+])
+def test_a_number_question_needs_a_figure_for_what_it_counts(analyser, question, sentence, answers):
+    assert states_figure_for(sentence, analyser.analyse(question)) is answers
+
+
+def test_what_a_number_question_counts(analyser):
+    assert counted_terms(analyser.analyse("How many GPUs were used to train MT-DNN?")) == {"gpus"}
+    assert counted_terms(analyser.analyse("What value of the pretraining-mix coefficient was used?")) == {
+        "pretrain", "mix", "coeffici"}
+    assert counted_terms(analyser.analyse("How much smaller is the 1.3B model than GPT-3?")) is None
 
 
 def test_a_coined_name_is_not_content_but_the_sentence_that_answers_is(documents):
@@ -161,6 +192,8 @@ def test_the_reason_quotes_the_missing_words_and_what_they_belong_to(analyser):
     assert absent_reason(focus, ["rate"]) == "The sources do not mention “learning rate” for PPO."
     focus = analyser.analyse("How many GPUs were used to train MT-DNN?")
     assert absent_reason(focus, ["gpus"]) == "The sources do not mention “GPUs” for MT-DNN."
+    focus = analyser.analyse("How large was the reward model used in InstructGPT's RLHF training?")
+    assert absent_reason(focus, ["reward"]) == "The sources do not mention “reward model” for InstructGPT."
 
 
 @pytest.mark.parametrize(("question", "asked_for"), [

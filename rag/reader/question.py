@@ -227,13 +227,14 @@ def analyse(question: str, lexicon: Lexicon, stopwords: frozenset[str]) -> Focus
 _NUMBER_WORDS = re.compile(
     r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty|thirty|forty|fifty|"
     r"hundred|thousand|million|billion|dozens?|half|twice|double)\b", re.I)
-_FIGURE = re.compile(r"\d[\d.,]*\w*")  # "175B", "1.3", "0.1%" as written
+# "175B", "1.3", "0.1%" as written; not the digits of a name ("GPT-3.5", "T5"), which count nothing.
+_FIGURE = re.compile(r"(?<![\w.-])\d[\d.,]*\w*")
 
 
 def numbers_in(text: str) -> set[str]:
-    """The figures a text states, as written ("175B", "three"), lower-cased."""
+    """The figures a text states, as written ("175B", "three"), lower-cased; not those in names."""
     return {m.group().lower().rstrip(".,") for m in _FIGURE.finditer(text)} | {
-        m.group().lower() for m in _NUMBER_WORDS.finditer(text)}
+        m.group().lower() for m in _NUMBER_WORDS.finditer(text)} - {"one"}  # a pronoun as often as a count
 
 
 def has_number(text: str) -> bool:
@@ -244,3 +245,42 @@ def has_new_number(text: str, question: str) -> bool:
     """``text`` states a figure the question does not: "How many GPUs trained the 175B model?" is
     not answered by a sentence whose only figure is 175B."""
     return bool(numbers_in(text) - numbers_in(question))
+
+
+# How near (in words) a figure must stand to the thing counted: "ten NLU tasks", "82.7% on GLUE".
+FIGURE_WINDOW = 3
+# Words that say a figure is wanted, not what it measures.
+QUANTITY_WORDS = frozenset({"long", "large", "big", "often", "much", "many", "number", "value", "roughly",
+                             "about", "approximately", "exactly"})
+# "How much smaller is X than Y?" asks for a ratio or a difference, which any figure may state.
+_COMPARATIVES = frozenset({"more", "less", "fewer", "larger", "smaller", "bigger", "longer", "shorter", "higher",
+                           "lower", "faster", "slower", "better", "worse", "greater"})
+
+
+def counted_terms(focus: Focus) -> frozenset[str] | None:
+    """Stems of what a number question counts or measures ("How many GPUs" -> gpus; "What value
+    of the pretraining-mix coefficient" -> pretrain, mix, coeffici), or ``None`` when any figure
+    may answer (a comparison). Without words right after the question word, the question's own
+    content words serve, less names, which say whose figure it is, not what it measures."""
+    words = [w for w in focus.asked_for if w.lower() not in QUANTITY_WORDS]
+    if any(w.lower() in _COMPARATIVES for w in focus.asked_for):
+        return None
+    if not words:
+        words = [w for w in focus.focus_words if w.lower() not in QUANTITY_WORDS and w.islower()]
+    terms = frozenset(t for w in words for t in stems(w))
+    return terms or None
+
+
+def states_figure_for(text: str, focus: Focus, window: int = FIGURE_WINDOW) -> bool:
+    """``text`` states a new figure (one the question does not) within ``window`` words of what the
+    question counts: "How many GPUs trained it?" is not answered by "the 1.3B model is preferred"."""
+    counted = counted_terms(focus)
+    if counted is None:
+        return has_new_number(text, focus.question)
+    asked = numbers_in(focus.question)
+    words = text.split()
+    figures = [i for i, w in enumerate(words) if numbers_in(w) - asked]
+    if not figures:
+        return False
+    near_counted = [i for i, w in enumerate(words) if counted.intersection(stems(w))]
+    return any(abs(i - j) <= window for i in figures for j in near_counted)
