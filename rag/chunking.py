@@ -11,8 +11,7 @@ import hashlib
 import re
 from itertools import pairwise
 
-from rag.loaders import is_citation_line
-from rag.sentences import sentence_spans, word_cut
+from rag.sentences import is_citation_line, sentence_spans, word_cut
 from rag.types import Chunk, ChunkerSettings, Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")

@@ -16,6 +16,7 @@ from typing import Any
 
 from rag.errors import SourceError
 from rag.metadata import load_yaml
+from rag.sentences import is_citation_line
 from rag.types import Page, Section
 
 
@@ -76,7 +77,6 @@ def sections_from_headings(headings: list[tuple[int, int, str]], text_end: int) 
 # ---------------------------------------------------------------- plain text
 
 _LIST_ITEM = re.compile(r"^\s*(?:[•*\-–]|\d+[.)])\s")
-_CITATION_LINE = re.compile(r"\(\s*[^()]*\d{4}[a-z]?\s*\)\s*\.?$")
 
 
 def _is_text_heading(line: str) -> bool:
@@ -92,12 +92,6 @@ def _is_text_heading(line: str) -> bool:
         and stripped[-1] not in ".,;:"
         and not is_citation_line(stripped)
     )
-
-
-def is_citation_line(line: str) -> bool:
-    """A short reference line such as ``Multi-Task Deep ... (Liu et al., 2018)``."""
-    stripped = line.strip()
-    return len(stripped) <= 200 and "\n" not in stripped and bool(_CITATION_LINE.search(stripped))
 
 
 def load_text(path: Path) -> ParsedSource:

@@ -14,6 +14,8 @@ _ABBREVIATIONS = frozenset({
     "ms", "prof", "st", "approx", "resp",
 })
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
+# An author-year credit: "(Liu et al., 2018)", "(Mehrabi et al., 2019)", "(Smith and Jones, 2020)".
+AUTHOR_YEAR = re.compile(r"\((?:[A-Z][\w'’-]+(?:\s+(?:et al\.|and|&)\s*[A-Z]?[\w'’-]*)?),?\s+\d{4}[a-z]?\)")
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
@@ -24,6 +26,14 @@ def _is_abbreviation(text: str, dot: int) -> bool:
         start -= 1
     word = text[start:dot].lstrip(".").lower()
     return bool(word) and (word in _ABBREVIATIONS or len(word) == 1)  # initials like "J. Smith"
+
+
+def _credit_follows(text: str, offset: int, end: int) -> bool:
+    """A title's period followed by its credit, "... Machine Learning. (Mehrabi et al., 2019)": one
+    citation, which a quote must not cut from its author-year."""
+    while offset < end and text[offset] in " \t":
+        offset += 1
+    return AUTHOR_YEAR.match(text, offset, end) is not None
 
 
 def _continues_lowercase(text: str, offset: int, end: int) -> bool:
@@ -41,6 +51,8 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
             continue
         if text[match.start()] in ".!?" and _continues_lowercase(text, match.end(), end):
             continue  # "...assembly language?’ it might..." is one sentence
+        if text[match.start()] == "." and _credit_follows(text, match.end(), end):
+            continue
         _append_stripped(text, cursor, match.end(), spans)
         cursor = match.end()
     _append_stripped(text, cursor, end, spans)
@@ -63,3 +75,13 @@ def word_cut(text: str, start: int, limit: int) -> int:
     # Any whitespace separates words (tabs, no-break spaces...), not only " " and "\n".
     space = next((i for i in range(limit - 1, start, -1) if text[i].isspace()), -1)
     return space if space > start else limit
+
+
+def is_citation_line(line: str) -> bool:
+    """A short reference line: a title and its credit, ``Multi-Task Deep ... (Liu et al., 2018)``.
+    The one rule for the loaders (not a heading), the chunker (kept with its caption) and the reader
+    (not an answer, rag.reader.content)."""
+    stripped = " ".join(line.split())
+    credit = AUTHOR_YEAR.search(stripped)
+    return (8 <= len(stripped) <= 200 and "\n" not in line.strip() and credit is not None
+            and credit.start() >= 8 and stripped[credit.end():] in ("", "."))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.sentences import sentence_spans, word_cut
+from rag.sentences import is_citation_line, sentence_spans, word_cut
 
 
 def texts(text: str, start: int = 0, end: int | None = None) -> list[str]:
@@ -16,6 +16,16 @@ def test_abbreviations_initials_and_citations_do_not_end_a_sentence():
     assert texts(text) == ["See e.g. the results of Liu et al. in Fig. 3.", "J. Smith agreed!", "Did he?",
                            "Yes."]
     assert sentence_spans(text) == [(0, 45), (46, 62), (63, 70), (71, 75)]
+
+
+def test_a_title_keeps_its_credit_and_a_citation_line_is_recognised():
+    text = "A Survey on Bias and Fairness in Machine Learning. (Mehrabi et al., 2019)\n\nNext one. (It works.)"
+    assert texts(text) == ["A Survey on Bias and Fairness in Machine Learning. (Mehrabi et al., 2019)", "Next one.",
+                           "(It works.)"]
+    assert is_citation_line("A Survey on Bias and Fairness in Machine Learning. (Mehrabi et al., 2019)")
+    assert is_citation_line("Multi-Task Deep Neural Networks for Natural Language Understanding (Liu et al., 2018)")
+    assert not is_citation_line("(Liu et al., 2018)")  # a credit without a title
+    assert not is_citation_line("MT-DNN (Liu et al., 2018) sets a new state of the art on ten tasks.")
 
 
 def test_blank_lines_and_list_items_end_a_sentence_without_a_period():

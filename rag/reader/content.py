@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import re
 
-# "Title words (Liu et al., 2018)", "A Survey on ... . (Mehrabi et al., 2019)": a title and an
-# author-year, with no claim of its own.
-_CITATION_LINE = re.compile(
-    r"^[^\n]{8,200}?\.?\s*\((?:[A-Z][\w'’-]+(?:\s+(?:et al\.|and|&)\s*[A-Z]?[\w'’-]*)?),?\s+\d{4}[a-z]?\)\.?$")
+from rag.sentences import is_citation_line
+
 _FOOTNOTE = re.compile(r"↩")
 # "We call the resulting models InstructGPT.": the sentence only gives a name.
 _NAMING = re.compile(r"^(?:we|they|it|this|these)\s+(?:call|name|term|dub|refer to)\b[^,;]{0,60}\.$", re.I)
@@ -70,10 +68,12 @@ def _next_paragraph(text: str, end: int) -> str:
 
 
 def _is_author_year_line(paragraph: str) -> bool:
-    return bool(_CITATION_LINE.match(" ".join(paragraph.split())))
+    """"Title words (Liu et al., 2018)": a title and its credit, with no claim of its own."""
+    return is_citation_line(" ".join(paragraph.split()))
 
 
-def is_citation_line(paragraph: str) -> bool:
+def _is_reference(paragraph: str) -> bool:
+    """A citation line or a short footnote (marked "↩")."""
     flat = " ".join(paragraph.split())
     return _is_author_year_line(flat) or bool(_FOOTNOTE.search(flat) and len(flat) < 200)
 
@@ -112,7 +112,7 @@ def is_asked_kind(text: str, start: int, end: int, admitted: frozenset[str]) -> 
 def _kind(text: str, start: int, end: int) -> str | None:
     sentence = text[start:end].strip()
     paragraph = paragraph_span(text, start, end)
-    if is_citation_line(text[paragraph[0]:paragraph[1]]):
+    if _is_reference(text[paragraph[0]:paragraph[1]]):
         return "citation line"
     if _is_heading(text, start, end, paragraph):
         return "heading"
