@@ -9,7 +9,7 @@ sources do not answer" (on-topic and off-topic unanswerable questions against an
 Its threshold is the lowest that keeps false abstention within a budget on the questions it was
 fitted on, after the rule that still runs before it (the support floor ``abstain_below``). The
 budget, the floor and the regularisation C are chosen by 5-fold cross-validation: the most
-unanswerable questions declined on held-out folds, at most 5% of answerable ones.
+unanswerable questions declined on held-out folds, at most 4% of answerable ones (5% is the product's limit).
 
 Writes eval/reports/decline-tuning.json; the chosen model goes into rag/reader/abstain.py
 (``DECLINE``) by hand.
@@ -36,7 +36,9 @@ FLOOR_GRID = (0.0, 0.3, 0.35, 0.4, 0.42)  # AnswerSettings.abstain_below under t
 # False abstention allowed on the questions a model is fitted on: at 5% it overshoots the 5% limit
 # on held-out folds, so a stricter budget is part of the grid.
 BUDGET_GRID = (0.02, 0.03, 0.04, 0.05)
-MAX_FALSE_ABSTENTION = 0.05
+# Cross-validated false abstention allowed: a point under the product's 5%, because the choice sits
+# at the budget's edge and a held-out split of ~100 answerable questions moves it a point either way.
+MAX_FALSE_ABSTENTION = 0.04
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,7 +63,7 @@ class Record:
     supports: np.ndarray
     missing: dict[int, float]  # evidence passages -> IDF share of the focus absent from them
     number_wanted: bool
-    numbers: np.ndarray  # candidate holds a number
+    numbers: np.ndarray  # candidate gives the figure or date asked for
 
     def within(self, passages: int) -> Record:
         keep = self.ranks <= passages
@@ -102,7 +102,7 @@ def sweep_source_boost(session, questions, spans) -> tuple[float, list[dict]]:
 def collect(session, questions, spans, boost: float) -> list[Record]:
     from rag.reader.abstain import missing_share, missing_terms
     from rag.reader.analyser import QuestionAnalyser
-    from rag.reader.question import has_number
+    from rag.reader.question import gives_what_is_asked
     from rag.reader.scoring import FEATURES, score_candidates
 
     settings = dataclasses.replace(session.answer_settings, passages=max(PASSAGES_GRID))
@@ -125,7 +125,8 @@ def collect(session, questions, spans, boost: float) -> list[Record]:
             np.array([c.features for c in candidates]).reshape(-1, len(FEATURES)),
             np.array(gold, dtype=bool), np.array([c.hit.rank for c in candidates]),
             np.array([c.support for c in candidates]), missing,
-            focus.answer_type == "number", np.array([has_number(c.text) for c in candidates], dtype=bool)))
+            focus.answer_type in ("number", "date"),
+            np.array([gives_what_is_asked(c.text, focus) for c in candidates], dtype=bool)))
     return records
 
 

@@ -81,8 +81,8 @@ def test_a_question_about_a_figure_is_answered_by_its_caption_and_its_credit_by_
     assert session.ask("What does the MT-DNN architecture figure on the page show?").citations[0].quote == (
         "Architecture of the MT-DNN model for representation learning.")
     credit = session.ask("Which paper is the bias figure on the FAQ page credited to?")
-    # The splitter ends a sentence at the title's period, so the credit's title is quoted without its year.
-    assert credit.citations[0].quote == "A Survey on Bias and Fairness in Machine Learning."
+    # The title's period does not split it from its credit: the quote carries the author-year.
+    assert credit.citations[0].quote == "A Survey on Bias and Fairness in Machine Learning. (Mehrabi et al., 2019)"
 
 
 def test_a_citation_line_never_answers_a_question_about_something_else(session):

@@ -11,7 +11,15 @@ from rag.reader.analyser import QuestionAnalyser
 from rag.reader.content import asked_kinds, non_content_reason
 from rag.reader.english import is_english
 from rag.reader.lexicon import Lexicon, acronym_key, mine_lexicon
-from rag.reader.question import counted_terms, has_new_number, is_frame_word, numbers_in, states_figure_for
+from rag.reader.question import (
+    counted_terms,
+    gives_what_is_asked,
+    has_new_number,
+    is_frame_word,
+    numbers_in,
+    states_figure_for,
+)
+from rag.reader.scoring import type_match
 from rag.settings import Settings
 
 
@@ -126,6 +134,15 @@ def test_a_number_question_needs_a_figure_for_what_it_counts(analyser, question,
     assert states_figure_for(sentence, analyser.analyse(question)) is answers
 
 
+def test_the_reader_prefers_the_sentence_with_the_figure_for_what_is_counted(analyser):
+    focus = analyser.analyse("How many NLU tasks does MT-DNN set new records on?")
+    assert type_match(focus, "MT-DNN obtains new state-of-the-art results on ten NLU tasks, including SNLI") == 1.0
+    assert type_match(focus, "In this paper, we present a Multi-Task Deep Neural Network (MT-DNN) for learning "
+                             "representations across multiple natural language understanding (NLU) tasks.") == 0.0
+    assert type_match(analyser.analyse("Which three objectives were compared?"), "comparing a, b, and c") == 1.0
+    assert type_match(analyser.analyse("What is MT-DNN?"), "MT-DNN has 24 layers") == 0.0  # no type asked
+
+
 def test_what_a_number_question_counts(analyser):
     assert counted_terms(analyser.analyse("How many GPUs were used to train MT-DNN?")) == {"gpus"}
     assert counted_terms(analyser.analyse("What value of the pretraining-mix coefficient was used?")) == {
@@ -185,6 +202,23 @@ def test_acronyms_expand_misspellings_are_corrected_and_answer_types_read(analys
         "what does the AI do when more info is needed"  # "info" is not corrected to "into"
     assert analyser.analyse("Which three objectives were compared?").answer_type == "list"
     assert analyser.analyse("Who funded it?").answer_type == "person"
+    assert analyser.analyse("When was InstructGPT released?").answer_type == "date"
+    assert analyser.analyse("What learning rate was used for PPO?").answer_type == "number"
+    assert analyser.analyse("What maximum sequence length does MT-DNN use?").answer_type == "number"
+    assert analyser.analyse("What values does Anthropic hold?").answer_type == ""
+    assert analyser.analyse("In what year was MT-DNN published?").answer_type == "date"
+    # A condition, not a time: "when" opening a clause or asking "when should ..." is not a date question.
+    assert analyser.analyse("When more info is required, should the AI ask?").answer_type == ""
+    assert analyser.analyse("When should the AI refuse?").answer_type == ""
+
+
+def test_a_date_question_needs_a_date_the_question_does_not_give(analyser):
+    focus = analyser.analyse("When was the 2018 MT-DNN paper released?")
+    assert gives_what_is_asked("It was released in February 2019.", focus)
+    assert not gives_what_is_asked("The 2018 paper presents MT-DNN.", focus)
+    assert not gives_what_is_asked("MT-DNN obtains new state-of-the-art results on ten NLU tasks.", focus)
+    # Questions that ask for neither a number nor a date may be answered by any sentence.
+    assert gives_what_is_asked("Anything at all.", analyser.analyse("What is MT-DNN?"))
 
 
 def test_the_reason_quotes_the_missing_words_and_what_they_belong_to(analyser):
@@ -194,6 +228,13 @@ def test_the_reason_quotes_the_missing_words_and_what_they_belong_to(analyser):
     assert absent_reason(focus, ["gpus"]) == "The sources do not mention “GPUs” for MT-DNN."
     focus = analyser.analyse("How large was the reward model used in InstructGPT's RLHF training?")
     assert absent_reason(focus, ["reward"]) == "The sources do not mention “reward model” for InstructGPT."
+    # A name next to the missing words is not said to be missing: the sources may well mention it.
+    focus = analyser.analyse("When was ChatGPT first released to the public?")
+    assert absent_reason(focus, ["releas"]) == "The sources do not mention “first released” for ChatGPT."
+    # Nor is a frame word opening the question taken for a name, nor "year" for what is missing.
+    focus = analyser.analyse("According to the InstructGPT paper by Ouyang et al., in what year was it published?")
+    assert focus.focus_words == ("published",)
+    assert absent_reason(focus, ["publish"]) == "The sources do not mention “published” for InstructGPT."
 
 
 @pytest.mark.parametrize(("question", "asked_for"), [

@@ -19,7 +19,7 @@ from dataclasses import astuple, dataclass
 
 from rag.lexical import LexicalIndex, text_terms
 from rag.reader.lexicon import _WORD, acronym_key
-from rag.reader.question import QUANTITY_WORDS, Focus, states_figure_for, stems
+from rag.reader.question import QUANTITY_WORDS, Focus, gives_what_is_asked, is_frame_word, stems
 from rag.reader.scoring import FEATURES, Candidate, weighted_coverage
 from rag.types import Hit
 
@@ -43,16 +43,21 @@ def _idf_share(part: Sequence[str], whole: Sequence[str], lexical: LexicalIndex)
 
 
 def _phrase(focus: Focus, missing: Sequence[str]) -> str:
-    """The question's own words around the first missing term ("learning rate")."""
+    """The question's own words around the first missing term ("learning rate"): adjacent focus
+    words, but not names, which the sources may well mention ("for ChatGPT", :func:`_subject`)."""
     words = _WORD.findall(focus.corrected)
     focus_set = {w.lower() for w in focus.focus_words}
+
+    def joins(word: str) -> bool:
+        return word.lower() in focus_set and (word.islower() or set(stems(word)) <= set(missing))
+
     hits = [i for i, w in enumerate(words) if set(stems(w)) & set(missing)]
     if not hits:
         return ""
     first = last = hits[0]
-    while first > 0 and words[first - 1].lower() in focus_set:
+    while first > 0 and joins(words[first - 1]):
         first -= 1
-    while last + 1 < len(words) and words[last + 1].lower() in focus_set:
+    while last + 1 < len(words) and joins(words[last + 1]):
         last += 1
     return " ".join(words[first:last + 1])
 
@@ -62,7 +67,7 @@ def _subject(focus: Focus, phrase: str) -> str:
     for word in _WORD.findall(focus.question):
         if len(word) < 2 or word in phrase.split() or sum(c.isupper() for c in word) < 2 and not word[:1].isupper():
             continue
-        if word.lower() not in {"what", "which", "who", "how", "when", "where", "why", "is", "are", "does", "do"}:
+        if not is_frame_word(word):
             return re.sub(r"['’]s$", "", word) if acronym_key(word) else ""  # "for InstructGPT", not "InstructGPT's"
     return ""
 
@@ -84,7 +89,7 @@ class DeclineSignals:
     missing_first: float  # IDF share of the focus absent from the first passage
     missing_shown: float  # ... absent from every passage whose sentences competed
     unknown: float  # ... absent from the whole corpus: no passage could hold it
-    number_missing: float  # 1 when a number is asked for and no best sentence gives one for what is counted
+    number_missing: float  # 1 when a number (or date) is asked for and no best sentence gives one for what is asked
     asked_missing: float  # IDF share of the words after the question word absent from the best sentences
 
     @classmethod
@@ -94,8 +99,7 @@ class DeclineSignals:
         passages = settings.passages
         unknown = [t for t, known in zip(focus.focus_terms, lexical.known(focus.focus_terms), strict=True)
                    if not known]
-        number_missing = focus.answer_type == "number" and not any(
-            states_figure_for(c.text, focus) for c in candidates[:settings.max_quotes])
+        number_missing = not any(gives_what_is_asked(c.text, focus) for c in candidates[:settings.max_quotes])
         asked = list(dict.fromkeys(t for w in focus.asked_for for t in stems(w)))
         quoted = set().union(*(text_terms(c.text) for c in candidates[:settings.max_quotes]))
         return cls(
@@ -129,10 +133,10 @@ class DeclineModel:
         return self.probability(signals) >= self.threshold
 
 
-# eval/reports/decline-tuning.json: cross-validated on the tuning split, it declines 68% of
-# on-topic and 80% of off-topic unanswerable questions, 4.4% of answerable ones.
-DECLINE = DeclineModel(weights=(-4.7771, -2.1747, 0.4245, 3.5484, -1.4366, -0.2333, 5.7835, 2.4513),
-                       bias=0.8446, threshold=0.7225)
+# eval/reports/decline-tuning.json: cross-validated on the tuning split, it declines 78% of
+# on-topic and 80% of off-topic unanswerable questions, 3.1% of answerable ones.
+DECLINE = DeclineModel(weights=(-2.7732, -1.9966, 0.5588, 1.3938, 0.1929, 0.7261, 4.5123, 1.6298),
+                       bias=-0.4055, threshold=0.5426)
 
 
 def decline_reason(focus: Focus, hits: Sequence[Hit], signals: DeclineSignals) -> str:
@@ -151,7 +155,8 @@ def _no_figure(focus: Focus) -> str:
     """Names what has no figure: the words right after the question word ("human labelers"), else the focus."""
     words = [w for w in focus.asked_for if w.lower() not in QUANTITY_WORDS] or focus.focus_words
     phrase = " ".join(w for w in words if w.lower() not in QUANTITY_WORDS)
-    return f"The sources give no figure for “{phrase}”." if phrase else "The sources give no figure for this."
+    kind = "date" if focus.answer_type == "date" else "figure"
+    return f"The sources give no {kind} for “{phrase}”." if phrase else f"The sources give no {kind} for this."
 
 
 def abstain_reason(focus: Focus, candidates: Sequence[Candidate], hits: Sequence[Hit], lexical: LexicalIndex,

@@ -24,15 +24,20 @@ FRAME_WORDS = frozenset([
     "way", "ways", "part", "parts", "example", "examples", "like", "also", "really", "actually", "exactly",
     "specifically", "hey", "hi", "please", "thanks", "know", "wonder", "wondering", "curious", "quick",
     "question", "someone", "explain", "give", "get", "got", "sort",
+    "year", "date", "month",  # "in what year": the answer's kind (a date question), not its subject
+    "et", "al",  # "Askell et al.": a citation names a source
 ])
 ANSWER_TYPES = (
-    ("number", re.compile(r"\b(how (many|much|large|big|long|often)|what (number|percentage|share|size|"
-                          r"value|score|accuracy)|by how)\b", re.I)),
+    # "how many ...", and "what <measure>" with up to two words between ("What learning rate", "What
+    # maximum sequence length"): each asks for a figure.
+    ("number", re.compile(r"\b(how (many|much|large|big|long|often)|by how|(what|which) ([\w-]+ ){0,2}?"
+                          r"(number|percentage|share|size|value|score|accuracy|rate|length|count|cost|amount|"
+                          r"budget|proportion|fraction|ratio))\b", re.I)),
     ("list", re.compile(r"\b(which|what) (two|three|four|five|\d)\b|\blist\b", re.I)),
     ("person", re.compile(r"^\W*(who|whom)\b", re.I)),
-    ("date", re.compile(r"^\W*when\b|\b(what|which) (year|date)\b", re.I)),
+    # "When was it released?" asks for a time; "When should the AI ask?" for a condition.
+    ("date", re.compile(r"^\W*when (was|were|did)\b|\b(what|which) (year|date|month)\b", re.I)),
 )
-_NUMBER = re.compile(r"\d")
 # The count in "which three objectives": it gives the answer's shape, which a sentence listing
 # them need not repeat ("comparing imitation learning, binary discrimination, and ranked ...").
 _COUNT = re.compile(r"\d+|two|three|four|five|six|seven|eight|nine|ten", re.I)
@@ -237,8 +242,13 @@ def numbers_in(text: str) -> set[str]:
         m.group().lower() for m in _NUMBER_WORDS.finditer(text)} - {"one"}  # a pronoun as often as a count
 
 
-def has_number(text: str) -> bool:
-    return bool(_NUMBER.search(text)) or bool(_NUMBER_WORDS.search(text))
+_DATE = re.compile(r"\b(1[89]|20)\d\d\b|\b(january|february|march|april|may|june|july|august|september|october|"
+                   r"november|december)\b", re.I)
+
+
+def dates_in(text: str) -> set[str]:
+    """The years and months a text states, lower-cased ("2022", "march")."""
+    return {m.group().lower() for m in _DATE.finditer(text)}
 
 
 def has_new_number(text: str, question: str) -> bool:
@@ -269,6 +279,16 @@ def counted_terms(focus: Focus) -> frozenset[str] | None:
         words = [w for w in focus.focus_words if w.lower() not in QUANTITY_WORDS and w.islower()]
     terms = frozenset(t for w in words for t in stems(w))
     return terms or None
+
+
+def gives_what_is_asked(text: str, focus: Focus) -> bool:
+    """For a number or a date question, ``text`` states one of that kind (:func:`states_figure_for`,
+    a year or month the question does not give); any sentence may answer other questions."""
+    if focus.answer_type == "number":
+        return states_figure_for(text, focus)
+    if focus.answer_type == "date":
+        return bool(dates_in(text) - dates_in(focus.question))
+    return True
 
 
 def states_figure_for(text: str, focus: Focus, window: int = FIGURE_WINDOW) -> bool:

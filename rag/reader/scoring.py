@@ -17,14 +17,13 @@ from rag.embedding import Embedder
 from rag.lexical import LexicalIndex, text_terms
 from rag.reader.analyser import question_stopwords
 from rag.reader.content import is_asked_kind, non_content_reason
-from rag.reader.question import Focus, has_number
+from rag.reader.question import Focus, gives_what_is_asked
 from rag.rescore import QuestionTerms, content_tokens
 from rag.sentences import sentence_spans
 from rag.types import Chunk, Document, Hit
 
 _LEADING_MARK = re.compile(r"^(?:[•*\-–]|\d+[.)])\s+")
 _LIST = re.compile(r",[^,]+(,|\band\b|\bor\b)")
-_YEAR = re.compile(r"\b(1[89]|20)\d\d\b")
 # Feature names, in the order of Candidate.features and of the weights that multiply them.
 FEATURES = ("coverage", "focus", "passage", "named", "answer_type", "content", "bigrams", "asked_kind")
 
@@ -82,13 +81,13 @@ def weighted_coverage(terms: Sequence[str], weights: Sequence[float], present: s
     return sum(w for t, w in zip(terms, weights, strict=True) if t in present) / total if total else 0.0
 
 
-def type_match(answer_type: str, sentence: str) -> float:
-    if answer_type == "number":
-        return float(has_number(sentence))
-    if answer_type == "list":
+def type_match(focus: Focus, sentence: str) -> float:
+    """1 when the sentence holds what the answer type needs: a figure for what a number question
+    counts, a date the question does not give, a list."""
+    if focus.answer_type in ("number", "date"):
+        return float(gives_what_is_asked(sentence, focus))
+    if focus.answer_type == "list":
         return float(bool(_LIST.search(sentence)))
-    if answer_type == "date":
-        return float(bool(_YEAR.search(sentence)))
     return 0.0
 
 
@@ -129,7 +128,7 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
         pairs = phrases.shared_bigrams(content_tokens(text, stopwords))
         shared = pairs / len(phrases.bigrams) if phrases.bigrams else 0.0
         features = (coverage, weighted_coverage(focus.focus_terms, focus_weights, present), prior[hit.rank],
-                    named_match(focus, document, text), type_match(focus.answer_type, text),
+                    named_match(focus, document, text), type_match(focus, text),
                     float(content_cosine), shared, asked_kind(focus, document.text, s, e))
         support = float(cosine) + settings.coverage_weight * coverage
         score = float(cosine) + float(w @ np.asarray(features))
