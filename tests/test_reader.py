@@ -148,6 +148,11 @@ def test_what_a_number_question_counts(analyser):
     assert counted_terms(analyser.analyse("What value of the pretraining-mix coefficient was used?")) == {
         "pretrain", "mix", "coeffici"}
     assert counted_terms(analyser.analyse("How much smaller is the 1.3B model than GPT-3?")) is None
+    # What follows "how many (of the)" is counted, names and frame words too: "tasks" though
+    # "multi-task" names MT-DNN, "points" though "point" only frames other questions.
+    assert counted_terms(analyser.analyse("how many of the GLUE tasks did the multi-task DNN win")) == {
+        "glue", "task"}
+    assert counted_terms(analyser.analyse("By how many points does ChatGPT trail the baselines?")) == {"point"}
 
 
 def test_a_coined_name_is_not_content_but_the_sentence_that_answers_is(documents):

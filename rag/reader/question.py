@@ -267,14 +267,37 @@ _COMPARATIVES = frozenset({"more", "less", "fewer", "larger", "smaller", "bigger
                            "lower", "faster", "slower", "better", "worse", "greater"})
 
 
+_AUXILIARIES = frozenset({"did", "does", "do", "was", "were", "is", "are", "has", "have", "had", "can", "could",
+                          "would", "will", "should"})
+
+
+def _counted_run(words: Sequence[str]) -> list[str]:
+    """The words after "how many"/"how much" (and "of the"), up to the verb: "how many of the GLUE
+    tasks did it win" -> GLUE tasks. Names and frame words stay: "tasks" counts here even where
+    "multi-task" names MT-DNN, and "by how many points" counts points."""
+    lowered = [w.lower() for w in words]
+    for i in range(len(lowered) - 1):
+        if lowered[i] == "how" and lowered[i + 1] in ("many", "much"):
+            j = i + 2
+            while j < len(lowered) and lowered[j] in ("of", "the", "its", "their"):
+                j += 1
+            run = []
+            while j < len(lowered) and lowered[j] not in _AUXILIARIES and lowered[j] not in LINKING_WORDS:
+                run.append(words[j])
+                j += 1
+            return run
+    return []
+
+
 def counted_terms(focus: Focus) -> frozenset[str] | None:
     """Stems of what a number question counts or measures ("How many GPUs" -> gpus; "What value
     of the pretraining-mix coefficient" -> pretrain, mix, coeffici), or ``None`` when any figure
-    may answer (a comparison). Without words right after the question word, the question's own
-    content words serve, less names, which say whose figure it is, not what it measures."""
-    words = [w for w in focus.asked_for if w.lower() not in QUANTITY_WORDS]
-    if any(w.lower() in _COMPARATIVES for w in focus.asked_for):
+    may answer (a comparison). Without such words, the question's own content words serve, less
+    names, which say whose figure it is, not what it measures."""
+    head = _counted_run(_WORD.findall(focus.corrected)) or list(focus.asked_for)
+    if any(w.lower() in _COMPARATIVES for w in head):
         return None
+    words = [w for w in head if w.lower() not in QUANTITY_WORDS]
     if not words:
         words = [w for w in focus.focus_words if w.lower() not in QUANTITY_WORDS and w.islower()]
     terms = frozenset(t for w in words for t in stems(w))
