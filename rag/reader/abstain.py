@@ -5,7 +5,8 @@ support floor); then the decline model (:class:`DeclineModel`), a logistic regre
 :class:`DeclineSignals`: how well the best evidence matches, and whether the thing asked for is
 in it at all, after spelling correction, acronym expansion and stemming (an on-topic question
 about a detail the sources lack). Without a model, the older rules run instead: the focus absent
-from the best passages, or a number asked for that none of the best sentences holds. Settings
+from the best passages, or a figure or date asked for that none of the best sentences gives
+(:func:`rag.reader.question.gives_what_is_asked`). Settings
 live in ``AnswerSettings``; the floor and the model were fitted on the tuning split
 (``eval/tune_decline.py``).
 """
