@@ -32,7 +32,8 @@ CHUNKS = [ABSTRACT, RESULTS]
 
 def focus(question: str, name_terms: frozenset[str] = frozenset()) -> Focus:
     return Focus(question=question, corrected=question, expansions=(), terms=(), named=("mtdnn",) if name_terms
-                 else (), name_terms=name_terms, answer_type="", focus_words=())
+                 else (), name_terms=name_terms, answer_type="", focus_words=(),
+                 name_words=frozenset({"mt-dnn"}) if name_terms else frozenset())
 
 
 def test_content_text_drops_the_words_that_only_name_a_source():

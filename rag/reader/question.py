@@ -60,6 +60,8 @@ class Focus:
     # Non-content kinds the question asks about ("What does the diagram show?" -> figure caption),
     # which may then answer it (rag.reader.content.asked_kinds).
     admits: frozenset[str] = frozenset()
+    # The words, lower-cased, that name a source here (:func:`naming_words`): "mt-dnn", not "task".
+    name_words: frozenset[str] = frozenset()
 
     @property
     def search_text(self) -> str:
@@ -78,8 +80,7 @@ class Focus:
         return " ".join(kept) or self.search_text
 
     def _names(self, word: str) -> bool:
-        word_stems = set(stems(word))
-        return acronym_key(word) in self.name_terms or bool(word_stems) and word_stems <= self.name_terms
+        return word.lower() in self.name_words
 
     @property
     def focus_terms(self) -> tuple[str, ...]:
@@ -165,18 +166,46 @@ def _alias_df(lexicon: Lexicon) -> dict[str, int]:
     return counts
 
 
-def named_sources(words: Sequence[str], terms: set[str], lexicon: Lexicon) -> tuple[list[str], set[str]]:
-    """Sources the question names, and the terms and acronym keys that named them."""
+def naming_words(runs: Sequence[Sequence[str]], name_terms: frozenset[str], keys: frozenset[str],
+                 alias_terms: frozenset[str]) -> frozenset[str]:
+    """The words (lower-cased) that name a source: a name's own key ("MT-DNN", "Anthropic's"), and
+    runs of adjacent words of a named source's names holding a term that named it ("the general
+    language assistant", "multi-task DNN"), in the question and in each expansion. A lone word of a
+    name among others is content: "common to every task" asks about tasks, though "Multi-Task"
+    names MT-DNN."""
+    found: set[str] = set()
+    for words in runs:
+        of_a_name = [acronym_key(w) in keys or bool(stems(w)) and set(stems(w)) <= alias_terms | name_terms
+                     for w in words]
+        i = 0
+        while i < len(words):
+            j = i
+            while j < len(words) and of_a_name[j]:
+                j += 1
+            run = words[i:j]
+            naming = any(acronym_key(w) in name_terms or set(stems(w)) & name_terms for w in run)
+            if len(run) > 1 and naming:
+                found.update(w.lower() for w in run)
+            found.update(w.lower() for w in run if acronym_key(w) in keys)
+            i = j + 1 if j == i else j
+    return frozenset(found)
+
+
+def named_sources(words: Sequence[str], terms: set[str], lexicon: Lexicon
+                  ) -> tuple[list[str], set[str], set[str]]:
+    """Sources the question names, the terms and acronym keys that named them, and of those the
+    keys of single-word names ("mtdnn", "anthropic"), which name a source on their own."""
     keys = {acronym_key(w) for w in words}
     shared = _alias_df(lexicon)
-    named, used = [], set()
+    named, used, strong_keys = [], set(), set()
     for source_id, phrases in lexicon.aliases.items():
         strong = {acronym_key(s) for s in lexicon.strong.get(source_id, ())} & keys
         distinctive = {t for p in phrases for t in stems(p) if shared.get(t) == 1} & terms
         if strong or len(distinctive) >= 2:
             named.append(source_id)
             used |= distinctive | strong
-    return named, used
+            strong_keys |= strong
+    return named, used, strong_keys
 
 
 _QUESTION_WORDS = frozenset({"what", "which", "who", "how"})
@@ -217,16 +246,19 @@ def analyse(question: str, lexicon: Lexicon, stopwords: frozenset[str]) -> Focus
             corrected = re.sub(rf"\b{re.escape(word)}\b", fixed, corrected, count=1)
     expansions = expansions_of(corrected_words, lexicon)
     terms = [t for t in stems(" ".join([corrected, *expansions])) if t not in stopwords]
-    named, name_terms = named_sources(corrected_words, set(terms), lexicon)
+    named, name_terms, name_keys = named_sources(corrected_words, set(terms), lexicon)
     kind = answer_type(question)
+    alias_terms = frozenset(t for source_id in named for p in lexicon.aliases.get(source_id, ()) for t in stems(p))
+    names = naming_words([corrected_words, *(_WORD.findall(e) for e in expansions)], frozenset(name_terms),
+                         frozenset(name_keys), alias_terms)
     focus_words = [w for w in corrected_words
                    if not (kind == "list" and _COUNT.fullmatch(w))
                    and not is_frame_word(w) and w.lower() not in LINKING_WORDS
-                   and stems(w) and acronym_key(w) not in name_terms and not set(stems(w)) <= name_terms
+                   and stems(w) and w.lower() not in names
                    and not set(stems(w)) <= stopwords]
     return Focus(question, corrected, tuple(expansions), tuple(dict.fromkeys(terms)), tuple(named),
                  frozenset(name_terms), kind, tuple(focus_words), asked_for(corrected_words, focus_words),
-                 asked_kinds(question))
+                 asked_kinds(question), names)
 
 
 _NUMBER_WORDS = re.compile(
