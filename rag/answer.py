@@ -40,7 +40,7 @@ class AnswerSettings:
     # answer type met, cosine without the source's name, share of question bigrams, of the kind asked about)
     # (rag.reader.scoring.FEATURES), chosen by cross-validation on the tuning split
     # (eval/tune_reader.py).
-    feature_weights: tuple[float, ...] = (0.4, 0.4, 0.6, 0.1, 0.1, 0.2, 0.2, 0.8)
+    feature_weights: tuple[float, ...] = (0.4, 0.4, 0.4, 0.0, 0.1, 0.2, 0.2, 0.8)
     keep_ratio: float = 0.6  # a further quote must score at least this share of the best one
     redundancy: float = 0.8  # cosine above which two sentences say the same thing
     abstain_below: float = Settings.abstain_below  # support under this declines whatever the model says

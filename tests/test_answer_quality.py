@@ -91,8 +91,9 @@ def test_a_citation_line_never_answers_a_question_about_something_else(session):
         assert not any(c.quote.endswith("(Ouyang et al., 2022)") for c in answer.citations), question
 
 
-@pytest.mark.xfail(strict=True, reason="not reached: 'common to every task' shares no word with 'shared across "
-                   "all tasks', and the caption passage that holds it ranks below the MT-DNN abstract (issue 11)")
+@pytest.mark.xfail(strict=True, reason="not reached: the sentence now has the best cosine without the source's "
+                   "name (0.50 against 0.33, since 'task' counts as content), but the FAQ passage that holds it "
+                   "ranks second, below the MT-DNN abstract, whose sentences have the higher plain cosine (issue 11)")
 def test_the_shared_part_of_mt_dnn_is_quoted_first(session):
     answer = session.ask("Which part of the MT-DNN network is common to every task?")
     assert answer.citations[0].quote == (

@@ -143,6 +143,19 @@ def test_the_reader_prefers_the_sentence_with_the_figure_for_what_is_counted(ana
     assert type_match(analyser.analyse("What is MT-DNN?"), "MT-DNN has 24 layers") == 0.0  # no type asked
 
 
+@pytest.mark.parametrize(("question", "names", "focus_words"), [
+    # A lone word of a name is content; the name's key, and a run of its words, name the source.
+    ("Which part of the MT-DNN network is common to every task?", {"mt-dnn", "network"}, ("common", "every", "task")),
+    ("Which three training objectives were compared in the general language assistant paper?",
+     {"general", "language", "assistant"}, ("training", "objectives", "compared")),
+    ("What does Anthropic's core views post say about safety?", {"anthropic's", "core", "views"}, ("safety",)),
+])
+def test_only_a_names_key_or_a_run_of_its_words_names_a_source(analyser, question, names, focus_words):
+    focus = analyser.analyse(question)
+    assert names <= focus.name_words
+    assert focus.focus_words == focus_words
+
+
 def test_what_a_number_question_counts(analyser):
     assert counted_terms(analyser.analyse("How many GPUs were used to train MT-DNN?")) == {"gpus"}
     assert counted_terms(analyser.analyse("What value of the pretraining-mix coefficient was used?")) == {
