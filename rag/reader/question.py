@@ -4,6 +4,7 @@ it names, the kind of answer it expects, and its focus, the thing asked for."""
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -173,21 +174,16 @@ def naming_words(runs: Sequence[Sequence[str]], name_terms: frozenset[str], keys
     language assistant", "multi-task DNN"), in the question and in each expansion. A lone word of a
     name among others is content: "common to every task" asks about tasks, though "Multi-Task"
     names MT-DNN."""
+    def of_a_name(word: str) -> bool:
+        return acronym_key(word) in keys or bool(stems(word)) and set(stems(word)) <= alias_terms | name_terms
+
     found: set[str] = set()
     for words in runs:
-        of_a_name = [acronym_key(w) in keys or bool(stems(w)) and set(stems(w)) <= alias_terms | name_terms
-                     for w in words]
-        i = 0
-        while i < len(words):
-            j = i
-            while j < len(words) and of_a_name[j]:
-                j += 1
-            run = words[i:j]
-            naming = any(acronym_key(w) in name_terms or set(stems(w)) & name_terms for w in run)
-            if len(run) > 1 and naming:
+        for is_name, group in itertools.groupby(words, key=of_a_name):
+            run = list(group) if is_name else []
+            if len(run) > 1 and any(acronym_key(w) in name_terms or set(stems(w)) & name_terms for w in run):
                 found.update(w.lower() for w in run)
             found.update(w.lower() for w in run if acronym_key(w) in keys)
-            i = j + 1 if j == i else j
     return frozenset(found)
 
 
