@@ -51,6 +51,9 @@ def test_how_many_is_answered_only_by_a_figure_for_the_thing_counted(session):
     answer = session.ask("How many prompts were submitted through the OpenAI API?")
     assert answer.abstained
     assert answer.abstained_because == "The sources give no figure for “prompts”."
+    # The passages speak of these prompts but give no count of them: the reason names what was to be counted.
+    answer = session.ask("How many labeler-written prompts did OpenAI collect for InstructGPT?")
+    assert answer.abstained_because == "The sources give no figure for “labeler-written prompts”."
     answer = session.ask("How many GLUE tasks did MT-DNN improve on?")
     assert not answer.abstained
     assert "eight out of nine GLUE tasks" in answer.citations[0].quote

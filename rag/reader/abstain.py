@@ -20,7 +20,15 @@ from dataclasses import astuple, dataclass
 
 from rag.lexical import LexicalIndex, text_terms
 from rag.reader.lexicon import _WORD, acronym_key
-from rag.reader.question import QUANTITY_WORDS, Focus, gives_what_is_asked, is_frame_word, stems
+from rag.reader.question import (
+    QUANTITY_WORDS,
+    Focus,
+    counted_terms,
+    counted_words,
+    gives_what_is_asked,
+    is_frame_word,
+    stems,
+)
 from rag.reader.scoring import FEATURES, Candidate, weighted_coverage
 from rag.types import Hit
 
@@ -143,9 +151,11 @@ DECLINE = DeclineModel(weights=(-2.996, -1.3127, 0.2224, 1.6274, -0.0118, 1.0197
 def decline_reason(focus: Focus, hits: Sequence[Hit], signals: DeclineSignals) -> str:
     """The one sentence that says why: what is missing, if a word of the question is in none of
     the passages found (not only those shown); else the figure it asks for; else that the passages
-    only touch the topic."""
+    only touch the topic. When the figure is what is missing but the thing counted is there, the
+    figure is named: "no figure for “human labelers”", not "do not mention “hire”"."""
     absent = missing_terms(focus, hits, len(hits))
-    if absent:
+    counted_absent = bool(set(absent) & (counted_terms(focus) or frozenset()))
+    if absent and (counted_absent or not signals.number_missing):
         return absent_reason(focus, absent)
     if signals.number_missing:
         return _no_figure(focus)
@@ -153,8 +163,8 @@ def decline_reason(focus: Focus, hits: Sequence[Hit], signals: DeclineSignals) -
 
 
 def _no_figure(focus: Focus) -> str:
-    """Names what has no figure: the words right after the question word ("human labelers"), else the focus."""
-    words = [w for w in focus.asked_for if w.lower() not in QUANTITY_WORDS] or focus.focus_words
+    """Names what has no figure: what the question counts ("human labelers"), else its focus."""
+    words = counted_words(focus, as_asked=True) or focus.focus_words
     phrase = " ".join(w for w in words if w.lower() not in QUANTITY_WORDS)
     kind = "date" if focus.answer_type == "date" else "figure"
     return f"The sources give no {kind} for “{phrase}”." if phrase else f"The sources give no {kind} for this."

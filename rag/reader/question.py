@@ -299,36 +299,43 @@ _AUXILIARIES = frozenset({"did", "does", "do", "was", "were", "is", "are", "has"
                           "would", "will", "should"})
 
 
-def _counted_run(words: Sequence[str]) -> list[str]:
-    """The words after "how many"/"how much" (and "of the"), up to the verb: "how many of the GLUE
-    tasks did it win" -> GLUE tasks. Names and frame words stay: "tasks" counts here even where
-    "multi-task" names MT-DNN, and "by how many points" counts points."""
+def _counted_run(words: Sequence[str]) -> tuple[int, int]:
+    """Where the words after "how many"/"how much" (and "of the") run, up to the verb: "how many
+    of the GLUE tasks did it win" -> GLUE tasks. Names and frame words stay: "tasks" counts here
+    even where "multi-task" names MT-DNN, and "by how many points" counts points."""
     lowered = [w.lower() for w in words]
     for i in range(len(lowered) - 1):
         if lowered[i] == "how" and lowered[i + 1] in ("many", "much"):
-            j = i + 2
-            while j < len(lowered) and lowered[j] in ("of", "the", "its", "their"):
-                j += 1
-            run = []
-            while j < len(lowered) and lowered[j] not in _AUXILIARIES and lowered[j] not in LINKING_WORDS:
-                run.append(words[j])
-                j += 1
-            return run
-    return []
+            start = i + 2
+            while start < len(lowered) and lowered[start] in ("of", "the", "its", "their"):
+                start += 1
+            end = start
+            while end < len(lowered) and lowered[end] not in _AUXILIARIES and lowered[end] not in LINKING_WORDS:
+                end += 1
+            return start, end
+    return 0, 0
+
+
+def counted_words(focus: Focus, as_asked: bool = False) -> list[str] | None:
+    """The question's words for what a number question counts or measures ("How many GPUs" ->
+    GPUs; "What value of the pretraining-mix coefficient" -> pretraining-mix coefficient), or
+    ``None`` when any figure may answer (a comparison). Without such words, the question's own
+    content words serve, less names, which say whose figure it is, not what it measures. Spelling
+    corrected, unless ``as_asked`` (to quote the question back: "labelers", not "labeler")."""
+    corrected = _WORD.findall(focus.corrected)
+    start, end = _counted_run(corrected)
+    asked = _WORD.findall(focus.question)
+    head = (asked if as_asked and len(asked) == len(corrected) else corrected)[start:end] or list(focus.asked_for)
+    if any(w.lower() in _COMPARATIVES for w in head):
+        return None
+    kept = [w for w in head if w.lower() not in QUANTITY_WORDS]
+    return kept or [w for w in focus.focus_words if w.lower() not in QUANTITY_WORDS and w.islower()]
 
 
 def counted_terms(focus: Focus) -> frozenset[str] | None:
-    """Stems of what a number question counts or measures ("How many GPUs" -> gpus; "What value
-    of the pretraining-mix coefficient" -> pretrain, mix, coeffici), or ``None`` when any figure
-    may answer (a comparison). Without such words, the question's own content words serve, less
-    names, which say whose figure it is, not what it measures."""
-    head = _counted_run(_WORD.findall(focus.corrected)) or list(focus.asked_for)
-    if any(w.lower() in _COMPARATIVES for w in head):
-        return None
-    words = [w for w in head if w.lower() not in QUANTITY_WORDS]
-    if not words:
-        words = [w for w in focus.focus_words if w.lower() not in QUANTITY_WORDS and w.islower()]
-    terms = frozenset(t for w in words for t in stems(w))
+    """Stems of :func:`counted_words`; ``None`` when any figure may answer."""
+    words = counted_words(focus)
+    terms = frozenset(t for w in words or () for t in stems(w))
     return terms or None
 
 
