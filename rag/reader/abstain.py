@@ -14,12 +14,11 @@ live in ``AnswerSettings``; the floor and the model were fitted on the tuning sp
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 
 from rag.lexical import LexicalIndex, text_terms
-from rag.reader.lexicon import _WORD, acronym_key
+from rag.reader.lexicon import _WORD, acronym_key, without_possessive
 from rag.reader.question import (
     QUANTITY_WORDS,
     Focus,
@@ -77,7 +76,7 @@ def _subject(focus: Focus, phrase: str) -> str:
         if len(word) < 2 or word in phrase.split() or sum(c.isupper() for c in word) < 2 and not word[:1].isupper():
             continue
         if not is_frame_word(word):
-            return re.sub(r"['’]s$", "", word) if acronym_key(word) else ""  # "for InstructGPT", not "InstructGPT's"
+            return without_possessive(word) if acronym_key(word) else ""  # "for InstructGPT", not "InstructGPT's"
     return ""
 
 

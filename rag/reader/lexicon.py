@@ -34,9 +34,14 @@ MAX_RUNS_PER_KEY = 8
 MAX_VOCABULARY = 100_000
 
 
+def without_possessive(token: str) -> str:
+    """``Anthropic's`` -> ``Anthropic``: the possessive names the same thing."""
+    return re.sub(r"['’]s$", "", token)
+
+
 def acronym_key(token: str) -> str:
     """``MT-DNN`` -> ``mtdnn``, ``LLMs`` -> ``llm``: how acronyms and one-word names are compared."""
-    token = re.sub(r"['’]s$", "", token)  # "Anthropic's" names Anthropic
+    token = without_possessive(token)
     if len(token) > 2 and token.endswith("s") and token[-2].isupper():
         token = token[:-1]
     return re.sub(r"[^a-z0-9]", "", token.lower())
