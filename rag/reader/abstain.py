@@ -24,7 +24,6 @@ from rag.reader.question import (
     Focus,
     counted_terms,
     counted_words,
-    gives_what_is_asked,
     is_frame_word,
     stems,
 )
@@ -107,7 +106,9 @@ class DeclineSignals:
         passages = settings.passages
         unknown = [t for t, known in zip(focus.focus_terms, lexical.known(focus.focus_terms), strict=True)
                    if not known]
-        number_missing = not any(gives_what_is_asked(c.text, focus) for c in candidates[:settings.max_quotes])
+        # The reader's answer-type feature already holds gives_what_is_asked for number and date questions.
+        number_missing = focus.answer_type in ("number", "date") and not any(
+            c.features[FEATURES.index("answer_type")] for c in candidates[:settings.max_quotes])
         asked = list(dict.fromkeys(t for w in focus.asked_for for t in stems(w)))
         quoted = set().union(*(text_terms(c.text) for c in candidates[:settings.max_quotes]))
         return cls(

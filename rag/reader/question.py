@@ -352,9 +352,11 @@ def gives_what_is_asked(text: str, focus: Focus) -> bool:
 def states_figure_for(text: str, focus: Focus, window: int = FIGURE_WINDOW) -> bool:
     """``text`` states a new figure (one the question does not) within ``window`` words of what the
     question counts: "How many GPUs trained it?" is not answered by "the 1.3B model is preferred"."""
+    if not has_new_number(text, focus.question):
+        return False  # most sentences state no figure: one pass over the text, not one per word
     counted = counted_terms(focus)
     if counted is None:
-        return has_new_number(text, focus.question)
+        return True
     asked = numbers_in(focus.question)
     words = text.split()
     figures = [i for i, w in enumerate(words) if numbers_in(w) - asked]
