@@ -75,7 +75,7 @@ def _is_author_year_line(paragraph: str) -> bool:
 def _is_reference(paragraph: str) -> bool:
     """A citation line or a short footnote (marked "↩")."""
     flat = " ".join(paragraph.split())
-    return _is_author_year_line(flat) or bool(_FOOTNOTE.search(flat) and len(flat) < 200)
+    return is_citation_line(flat) or bool(_FOOTNOTE.search(flat) and len(flat) < 200)
 
 
 def _is_heading(text: str, start: int, end: int, paragraph: tuple[int, int]) -> bool:
