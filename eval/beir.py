@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"embedding cache folder (default {CACHE})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     parser.add_argument("--first-stage-only", action="store_true",
-                        help="skip hybrid+rescore, the product's second stage over the fused top 20 (minutes on CPU)")
+                        help="skip hybrid+rescore, the product's second stage over the fused head (minutes on CPU)")
     return parser.parse_args(argv)
 
 
