@@ -5,7 +5,8 @@ one whose single sentence answers. The rescorer re-orders the head of the fused 
 features, each min-max scaled within the head, combined linearly:
 
 - ``dense``, ``bm25``: the first stage's own scores,
-- ``sentence``: the best cosine between the question and one sentence of the passage,
+- ``sentence``: the best cosine between the question and one sentence of the passage that states
+  something (:func:`stating`: not one announcing what its text is about),
 - ``content_sentence``: the same for the question without the words that only name a source
   (:attr:`rag.reader.question.Focus.content_text`),
 - ``coverage``: the IDF share of the question's content terms the passage contains,
@@ -30,7 +31,7 @@ import numpy as np
 
 from rag.embedding import Embedder
 from rag.lexical import LexicalIndex, text_terms
-from rag.reader.content import is_asked_kind
+from rag.reader.content import announces, is_asked_kind
 from rag.reader.question import Focus
 from rag.sentences import sentence_spans
 from rag.stores import Candidates
@@ -41,14 +42,14 @@ from rag.types import Chunk
 class RescoreWeights:
     """Weights of the features above, in their order (eval/reports/rescore-tuning.json)."""
 
-    dense: float = 0.116
-    bm25: float = 0.162
-    sentence: float = 0.16
-    content_sentence: float = 0.132
-    coverage: float = 0.15
-    bigrams: float = 0.049
-    named: float = 0.083
-    asked_kind: float = 0.147
+    dense: float = 0.104
+    bm25: float = 0.139
+    sentence: float = 0.138
+    content_sentence: float = 0.118
+    coverage: float = 0.129
+    bigrams: float = 0.031
+    named: float = 0.076
+    asked_kind: float = 0.266
 
 
 FEATURES = tuple(f.name for f in fields(RescoreWeights))
@@ -124,6 +125,14 @@ def best_sentence_cosines(chunks: Sequence[Chunk], texts: Callable[[str], str],
     return best
 
 
+def stating(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The sentences that say something, not those announcing what the text is about ("In this
+    post we will summarize why ..."): an announcement shares the question's topic without answering
+    it, and would lift its passage over the one that answers. All of them if none says anything."""
+    kept = [(s, e) for s, e in spans if not announces(text[s:e])]
+    return kept or list(spans)
+
+
 def holds_asked_kind(text: str, spans: Sequence[tuple[int, int]], focus: Focus) -> bool:
     """A sentence of the passage is of a kind the question asks about (a figure's caption...)."""
     return any(is_asked_kind(text, s, e, focus.admits) for s, e in spans)
@@ -137,7 +146,8 @@ def rescore_features(head: Candidates, lists: Mapping[str, Candidates], chunks: 
     rows = [row for row, _ in head]
     queries = embedder.encode([focus.search_text, focus.content_text])
     spans = [whole_sentences(texts(c.doc_id), c) for c in chunks]  # split once, read by two features
-    sentence = best_sentence_cosines(chunks, texts, spans, embedder, queries)
+    stated = [stating(texts(c.doc_id), chunk_spans) for c, chunk_spans in zip(chunks, spans, strict=True)]
+    sentence = best_sentence_cosines(chunks, texts, stated, embedder, queries)
     kinds = [holds_asked_kind(texts(c.doc_id), chunk_spans, focus)
              for c, chunk_spans in zip(chunks, spans, strict=True)]
     terms = QuestionTerms.of(focus, lexical, stopwords)

@@ -97,6 +97,18 @@ def _is_caption_title(text: str, start: int, paragraph: tuple[int, int]) -> bool
     return start == paragraph[0] and _is_author_year_line(_next_paragraph(text, paragraph[1]))
 
 
+# "So in this post we will summarize why ...", "In this paper, we present ...": the text announcing
+# what it is about. Content, but seldom the answer: it names the topic the question shares and
+# says nothing of it, so the reader weighs it down rather than ruling it out.
+_ANNOUNCING = re.compile(r"\b(?:we will|we['’]ll|in this (?:paper|post|survey|section|work)|this (?:paper|post|survey)"
+                         r"|here we|we (?:present|describe|summarize|discuss|review|hope))\b", re.I)
+
+
+def announces(sentence: str) -> bool:
+    """``sentence`` announces what its text will do or is about (see ``_ANNOUNCING``)."""
+    return bool(_ANNOUNCING.search(sentence))
+
+
 def non_content_reason(text: str, start: int, end: int, admitted: frozenset[str] = frozenset()) -> str | None:
     """Why ``text[start:end]`` must not be quoted as an answer, or ``None`` when it is content or
     of a kind the question asks about (``admitted``, from :func:`asked_kinds`)."""
