@@ -54,13 +54,13 @@ def test_eval_all_modes_on_a_fresh_index_prints_the_table_and_writes_the_report(
     _, out, err, report = all_modes
     assert "built the index first" in err
     lines = out.splitlines()
-    assert lines[0].startswith("tune: 111 answerable, 28 on-topic and 7 off-topic")
+    assert lines[0].startswith("tune: 120 answerable, 37 on-topic and 7 off-topic")
     assert lines[1].split() == ["system", "chars", *RETRIEVAL_METRICS]
     assert [line.split()[0] for line in lines[2:7]] == ["dense", "bm25", "hybrid", "recipe:minilm-1000",
                                                         "recipe:bm25s-1000"]
     assert {name: body["questions"] for name, body in report["splits"].items()} == {
-        "tune": {"answerable": 111, "on-topic": 28, "off-topic": 7},
-        "test": {"answerable": 97, "on-topic": 23, "off-topic": 6}}
+        "tune": {"answerable": 120, "on-topic": 37, "off-topic": 7},
+        "test": {"answerable": 104, "on-topic": 32, "off-topic": 6}}
     assert (cli.reports / "retrieval.png").stat().st_size > 0
     assert (cli.reports / "retrieval.md").read_text(encoding="utf-8").startswith("# Retrieval and answer eval")
 

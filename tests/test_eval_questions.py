@@ -25,12 +25,12 @@ def documents():
 
 def test_the_eval_set_loads_with_unique_ids_and_the_expected_shape():
     questions = load_questions(DEFAULT_QUESTIONS)
-    assert len(questions) == len(RAW) == 272
+    assert len(questions) == len(RAW) == 306
     assert [q.id for q in questions] == [item["id"] for item in RAW]
     assert not [qid for qid, n in Counter(item["id"] for item in RAW).items() if n > 1]
     assert all({"id", "question", "answerable", "evidence", "split"} <= set(item) for item in RAW)
-    assert sum(q.answerable for q in questions) == 208
-    assert Counter(q.unanswerable for q in questions if not q.answerable) == {"on-topic": 51, "off-topic": 13}
+    assert sum(q.answerable for q in questions) == 224
+    assert Counter(q.unanswerable for q in questions if not q.answerable) == {"on-topic": 69, "off-topic": 13}
 
 
 def test_the_split_is_stored_holds_out_over_40_percent_and_is_stable():

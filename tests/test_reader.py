@@ -8,7 +8,7 @@ import pytest
 from rag.corpus import load_corpus
 from rag.reader.abstain import absent_reason
 from rag.reader.analyser import QuestionAnalyser
-from rag.reader.content import asked_kinds, non_content_reason
+from rag.reader.content import announces, asked_kinds, non_content_reason
 from rag.reader.english import is_english
 from rag.reader.lexicon import Lexicon, acronym_key, mine_lexicon
 from rag.reader.question import (
@@ -16,6 +16,7 @@ from rag.reader.question import (
     gives_what_is_asked,
     has_new_number,
     is_frame_word,
+    is_keyword_query,
     numbers_in,
     states_figure_for,
 )
@@ -168,6 +169,18 @@ def test_what_a_number_question_counts(analyser):
     assert counted_terms(analyser.analyse("By how many points does ChatGPT trail the baselines?")) == {"point"}
 
 
+@pytest.mark.parametrize(("sentence", "announcing"), [
+    ("So in this post we will summarize why we believe all this: why we anticipate very rapid AI progress.", True),
+    ("We’ll then briefly summarize our own approach to AI safety research.", True),
+    ("In this paper, we present a Multi-Task Deep Neural Network (MT-DNN).", True),
+    ("Rapid and continuing AI progress is a predictable consequence of the exponential increase in computation.",
+     False),
+    ("We then created a taxonomy for fairness definitions.", False),
+])
+def test_a_sentence_announcing_what_its_text_is_about_is_told_apart(sentence, announcing):
+    assert announces(sentence) == announcing
+
+
 def test_a_coined_name_is_not_content_but_the_sentence_that_answers_is(documents):
     instructgpt = documents["ouyang2022-instructgpt"]
     assert reason_in(instructgpt, "We call the resulting models InstructGPT.") == "naming only"
@@ -228,6 +241,21 @@ def test_acronyms_expand_misspellings_are_corrected_and_answer_types_read(analys
     # A condition, not a time: "when" opening a clause or asking "when should ..." is not a date question.
     assert analyser.analyse("When more info is required, should the AI ask?").answer_type == ""
     assert analyser.analyse("When should the AI refuse?").answer_type == ""
+    assert analyser.analyse("What is the context length of InstructGPT?").answer_type == "number"
+    assert analyser.analyse("What are the two broad paths for developing LLMs?").answer_type == "list"
+
+
+@pytest.mark.parametrize(("query", "keywords", "kind"), [
+    ("mt-dnn training epochs", True, "number"),  # keywords naming a measure or a unit of work ask for a figure
+    ("instructgpt reward model size", True, "number"),
+    ("anthropic headcount", True, "number"),
+    ("mt-dnn glue test set date", True, "date"),
+    ("mtdnn shared layers", True, ""),
+    ("explain the learning rate", False, ""),  # a request, not keywords: it asks for an explanation
+])
+def test_a_keyword_query_asks_for_a_figure_when_it_names_a_measure(analyser, query, keywords, kind):
+    assert is_keyword_query(query) == keywords
+    assert analyser.analyse(query).answer_type == kind
 
 
 def test_a_date_question_needs_a_date_the_question_does_not_give(analyser):
@@ -264,6 +292,8 @@ def test_the_reason_quotes_the_missing_words_and_what_they_belong_to(analyser):
     ("Which three training objectives were compared?", ("training", "objectives")),
     ("What is the MT-DNN model designed to do?", ()),  # "what is X": the answer names no new thing
     ("hey, how much did it cost OpenAI to train InstructGPT?", ()),
+    ("mt-dnn training epochs", ("training", "epochs")),  # a keyword query asks for all its words but names
+    ("Can you explain chain-of-thought prompting?", ()),  # a request asks for no word in particular
 ])
 def test_what_the_question_asks_for_is_the_words_after_its_question_word(analyser, question, asked_for):
     assert analyser.analyse(question).asked_for == asked_for

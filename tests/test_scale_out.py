@@ -109,7 +109,7 @@ def test_the_eval_metrics_are_the_same_on_milvus(built, tmp_path):
     results, answers = {}, {}
     for settings in (milvus.replace(store="local"), milvus):
         assistant = Assistant(settings, embedder)
-        # Retrieval only: composing 272 answers is minutes of the reader's encoding, the same on both
+        # Retrieval only: composing 306 answers is minutes of the reader's encoding, the same on both
         # stores (eval/compare_stores.py runs the whole eval on both and finds every answer metric equal).
         report = run_evaluation(assistant, questions, "questions.jsonl", MODES, recipes=False, answers=False)
         results[settings.store] = {(r.system, r.split): r.metrics for r in report.retrieval}

@@ -28,16 +28,26 @@ FRAME_WORDS = frozenset([
     "year", "date", "month",  # "in what year": the answer's kind (a date question), not its subject
     "et", "al",  # "Askell et al.": a citation names a source
 ])
+# Nouns that name a measure: a question asking for one asks for a figure.
+_MEASURES = (r"number|percentage|share|size|value|score|accuracy|rate|length|count|cost|amount|budget|proportion|"
+             r"fraction|ratio")
+# A keyword query ("mt-dnn training epochs") has no question word to ask with; naming a measure
+# or a unit of work is how it asks for a figure.
+_KEYWORDS_ONLY = (r"^(?!.*\b(what|which|who|whom|whose|how|when|where|why|is|are|was|were|do|does|did|can|"
+                  r"could|should|would|will|has|have|had|explain|describe|tell)\b)")
 ANSWER_TYPES = (
     # "how many ...", and "what <measure>" with up to two words between ("What learning rate", "What
-    # maximum sequence length"): each asks for a figure.
-    ("number", re.compile(r"\b(how (many|much|large|big|long|often)|by how|(what|which) ([\w-]+ ){0,2}?"
-                          r"(number|percentage|share|size|value|score|accuracy|rate|length|count|cost|amount|"
-                          r"budget|proportion|fraction|ratio))\b", re.I)),
-    ("list", re.compile(r"\b(which|what) (two|three|four|five|\d)\b|\blist\b", re.I)),
+    # is the context length", "What maximum sequence length"): each asks for a figure.
+    ("number", re.compile(r"\b(how (many|much|large|big|long|often)|by how|(what|which) ((is|was|are|were) )?"
+                          rf"(the )?([\w-]+ ){{0,2}}?({_MEASURES}))\b"
+                          rf"|{_KEYWORDS_ONLY}(?=.*\b({_MEASURES}|epochs|hours|headcount)\b)",
+                          re.I)),
+    # "Which three objectives", "What are the two paths": the count gives the answer's shape.
+    ("list", re.compile(r"\b(which|what) ((are|were) )?(the )?(two|three|four|five|\d)\b|\blist\b", re.I)),
     ("person", re.compile(r"^\W*(who|whom)\b", re.I)),
     # "When was it released?" asks for a time; "When should the AI ask?" for a condition.
-    ("date", re.compile(r"^\W*when (was|were|did)\b|\b(what|which) (year|date|month)\b", re.I)),
+    ("date", re.compile(r"^\W*when (was|were|did)\b|\b(what|which) (year|date|month)\b"
+                        rf"|{_KEYWORDS_ONLY}(?=.*\b(year|date|month)\b)", re.I)),
 )
 # The count in "which three objectives": it gives the answer's shape, which a sentence listing
 # them need not repeat ("comparing imitation learning, binary discrimination, and ranked ...").
@@ -86,6 +96,11 @@ class Focus:
     @property
     def focus_terms(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t for w in self.focus_words for t in stems(w)))
+
+    @property
+    def asked_terms(self) -> tuple[str, ...]:
+        """Stems of :attr:`asked_for`: what the answer must name."""
+        return tuple(dict.fromkeys(t for w in self.asked_for for t in stems(w)))
 
 
 # A word's or a text's stemmed terms: rag.lexical.text_terms, one memory for the reader and the second stage.
@@ -211,12 +226,15 @@ _QUANTITY_AFTER_HOW = frozenset({"many", "much", "large", "big", "long", "often"
 def asked_for(words: Sequence[str], focus_words: Sequence[str]) -> tuple[str, ...]:
     """The focus words right after the first question word, up to the verb or a function word:
     the thing the answer must name ("What learning rate was ..." -> learning rate; "How many GPUs
-    ..." -> GPUs; "Who hired ..." -> hired). Empty for "What is X?"."""
+    ..." -> GPUs; "Who hired ..." -> hired), or every focus word of a keyword query. Empty for
+    "What is X?"."""
     lowered = [w.lower() for w in words]
     wanted = {w.lower() for w in focus_words}
     start = next((i for i, w in enumerate(lowered) if w in _QUESTION_WORDS), None)
     if start is None:
-        return ()
+        # A keyword query asks for all it names ("mt-dnn training epochs"); a request ("Can you
+        # explain X?") for no word in particular.
+        return tuple(focus_words) if is_keyword_query(" ".join(words)) else ()
     at = start + 1
     following = lowered[at] if at < len(lowered) else ""
     if (lowered[start] == "how" and following in _QUANTITY_AFTER_HOW) or _COUNT.fullmatch(following):
@@ -227,6 +245,14 @@ def asked_for(words: Sequence[str], focus_words: Sequence[str]) -> tuple[str, ..
             head.append(words[at])
         at += 1
     return tuple(head)
+
+
+_KEYWORD_QUERY = re.compile(_KEYWORDS_ONLY, re.I)
+
+
+def is_keyword_query(question: str) -> bool:
+    """Typed as search terms, with no question word or verb to frame them: "mt-dnn shared layers"."""
+    return bool(_KEYWORD_QUERY.match(question))
 
 
 def answer_type(question: str) -> str:
