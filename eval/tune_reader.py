@@ -39,6 +39,7 @@ WEIGHT_GRID = {  # rag.reader.scoring.FEATURES, in order
     "content": (0.0, 0.2, 0.4),
     "bigrams": (0.0, 0.1, 0.2),
     "asked_kind": (0.0, 0.2, 0.4, 0.8),
+    "asked": (0.0, 0.2, 0.4, 0.6),
 }
 SUPPORT_GRID = tuple(round(0.2 + 0.02 * i, 2) for i in range(21))
 MISSING_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01)

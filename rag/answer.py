@@ -37,10 +37,11 @@ class AnswerSettings:
     # itself answer? It decides off-topic abstention.
     coverage_weight: float = 0.2
     # score = cosine + feature_weights . (coverage, focus coverage, passage prior, source named,
-    # answer type met, cosine without the source's name, share of question bigrams, of the kind asked about)
+    # answer type met, cosine without the source's name, share of question bigrams, of the kind asked about,
+    # share of the words the question asks for: "Which GPT-3 baselines ..." -> baselines)
     # (rag.reader.scoring.FEATURES), chosen by cross-validation on the tuning split
     # (eval/tune_reader.py).
-    feature_weights: tuple[float, ...] = (0.4, 0.4, 0.4, 0.0, 0.1, 0.2, 0.2, 0.8)
+    feature_weights: tuple[float, ...] = (0.4, 0.4, 0.8, 0.0, 0.1, 0.4, 0.2, 0.4, 0.4)
     keep_ratio: float = 0.6  # a further quote must score at least this share of the best one
     redundancy: float = 0.8  # cosine above which two sentences say the same thing
     abstain_below: float = Settings.abstain_below  # support under this declines whatever the model says

@@ -25,7 +25,7 @@ from rag.types import Chunk, Document, Hit
 _LEADING_MARK = re.compile(r"^(?:[•*\-–]|\d+[.)])\s+")
 _LIST = re.compile(r",[^,]+(,|\band\b|\bor\b)")
 # Feature names, in the order of Candidate.features and of the weights that multiply them.
-FEATURES = ("coverage", "focus", "passage", "named", "answer_type", "content", "bigrams", "asked_kind")
+FEATURES = ("coverage", "focus", "passage", "named", "answer_type", "content", "bigrams", "asked_kind", "asked")
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
     phrases = QuestionTerms.of(focus, lexical, stopwords)
     weights = lexical.idf(list(focus.terms))
     focus_weights = lexical.idf(list(focus.focus_terms))
+    asked_weights = lexical.idf(list(focus.asked_terms))
     top = max((hit.score for hit in hits), default=0.0)
     # Scaled by the best passage so the prior lies in [0, 1] whatever the mode's score range.
     prior = {hit.rank: max(hit.score, 0.0) / top if top > 0 else 0.0 for hit in hits}
@@ -129,7 +130,8 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
         shared = pairs / len(phrases.bigrams) if phrases.bigrams else 0.0
         features = (coverage, weighted_coverage(focus.focus_terms, focus_weights, present), prior[hit.rank],
                     named_match(focus, document, text), type_match(focus, text),
-                    float(content_cosine), shared, asked_kind(focus, document.text, s, e))
+                    float(content_cosine), shared, asked_kind(focus, document.text, s, e),
+                    weighted_coverage(focus.asked_terms, asked_weights, present))
         support = float(cosine) + settings.coverage_weight * coverage
         score = float(cosine) + float(w @ np.asarray(features))
         candidates.append(Candidate(hit, document, s, e, float(cosine), features, support, score))
