@@ -8,8 +8,10 @@ pipeline (hybrid search with its second stage, the tuned reader), and its
 sources do not answer" (on-topic and off-topic unanswerable questions against answerable ones).
 Its threshold is the lowest that keeps false abstention within a budget on the questions it was
 fitted on, after the rule that still runs before it (the support floor ``abstain_below``). The
-budget, the floor and the regularisation C are chosen by 5-fold cross-validation: the most
-unanswerable questions declined on held-out folds, at most 4% of answerable ones (5% is the product's limit).
+budget, the floor and the regularisation C are chosen by 5-fold cross-validation, repeated over five
+shuffles of the folds: the most unanswerable questions declined on held-out folds, at most 4% of
+answerable ones (5% is the product's limit), taking the lowest floor among the settings within one
+question of the best (:func:`choose`).
 
 Writes eval/reports/decline-tuning.json; the chosen model goes into rag/reader/abstain.py
 (``DECLINE``) by hand.
@@ -39,6 +41,9 @@ BUDGET_GRID = (0.02, 0.03, 0.04, 0.05)
 # Cross-validated false abstention allowed: a point under the product's 5%, because the choice sits
 # at the budget's edge and a held-out split of ~100 answerable questions moves it a point either way.
 MAX_FALSE_ABSTENTION = 0.04
+# With ~30 unanswerable questions, which fold a question falls in moves a choice's held-out rates by
+# more than the choices differ; averaging over several shuffles of the folds steadies the choice.
+REPEATS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +52,10 @@ class Record:
     kind: str  # "answerable", "on-topic" or "off-topic"
     signals: np.ndarray  # DeclineSignals, as a vector
     support: float
+    floor_applies: bool  # rag.reader.abstain.floor_applies
+
+    def under(self, floor: float) -> bool:
+        return self.floor_applies and self.support < floor
 
     @property
     def unanswerable(self) -> bool:
@@ -58,7 +67,7 @@ def collect(session, questions) -> list[Record]:
     from dataclasses import astuple
 
     from rag.assistant import RequestOptions
-    from rag.reader.abstain import DeclineSignals
+    from rag.reader.abstain import DeclineSignals, floor_applies
     from rag.reader.scoring import score_candidates
     from rag.retrieve import Retriever
 
@@ -75,7 +84,8 @@ def collect(session, questions) -> list[Record]:
             continue
         signals = DeclineSignals.of(focus, candidates, hits, index.lexical, settings)
         records.append(Record(question.id, question.unanswerable or "answerable",
-                              np.asarray(astuple(signals), dtype=np.float64), signals.support))
+                              np.asarray(astuple(signals), dtype=np.float64),
+                              signals.support, floor_applies(candidates[0])))
     return records
 
 
@@ -87,7 +97,7 @@ class Fitted:
     floor: float
 
     def declines(self, record: Record) -> bool:
-        if record.support < self.floor:
+        if record.under(self.floor):
             return True
         z = self.bias + float(self.weights @ record.signals)
         return 1.0 / (1.0 + np.exp(-z)) >= self.threshold
@@ -102,10 +112,10 @@ def fit(records: list[Record], c: float, floor: float, budget: float) -> Fitted:
     weights, bias = model.coef_[0], float(model.intercept_[0])
     # The lowest threshold whose false abstention (after the floor) stays within budget.
     answerable = [r for r in records if not r.unanswerable]
-    floored = sum(r.support < floor for r in answerable)
+    floored = sum(r.under(floor) for r in answerable)
     room = int(budget * len(answerable)) - floored
     scores = sorted((float(1 / (1 + np.exp(-(bias + weights @ r.signals)))) for r in answerable
-                     if r.support >= floor), reverse=True)
+                     if not r.under(floor)), reverse=True)
     threshold = 1.0 if room < 0 else (scores[room] + 1e-9 if room < len(scores) else 0.0)
     return Fitted(weights, bias, threshold, floor)
 
@@ -117,19 +127,37 @@ def rates(records: list[Record], fitted: Fitted) -> dict[str, float]:
     return {"false_abstention": share("answerable"), "on_topic": share("on-topic"), "off_topic": share("off-topic")}
 
 
-def folds(records: list[Record], k: int) -> list[list[Record]]:
+def folds(records: list[Record], k: int, seed: int = SEED) -> list[list[Record]]:
     order = sorted(records, key=lambda r: r.qid)
-    random.Random(SEED).shuffle(order)
+    random.Random(seed).shuffle(order)
     return [order[i::k] for i in range(k)]
 
 
-def cross_validate(records: list[Record], c: float, floor: float, budget: float, k: int) -> dict[str, float]:
-    parts = folds(records, k)
+def cross_validate(records: list[Record], c: float, floor: float, budget: float, k: int,
+                   repeats: int = REPEATS) -> dict[str, float]:
+    """Held-out rates averaged over ``repeats`` shuffles of ``k`` folds."""
     held_out = []
-    for i, fold in enumerate(parts):
-        fitted = fit([r for j, part in enumerate(parts) if j != i for r in part], c, floor, budget)
-        held_out.append(rates(fold, fitted))
+    for repeat in range(repeats):
+        parts = folds(records, k, SEED + repeat)
+        for i, fold in enumerate(parts):
+            fitted = fit([r for j, part in enumerate(parts) if j != i for r in part], c, floor, budget)
+            held_out.append(rates(fold, fitted))
     return {name: round(float(np.mean([h[name] for h in held_out])), 4) for name in held_out[0]}
+
+
+def choose(grid: list[dict], on_topic_questions: int) -> dict:
+    """The lowest floor among the settings within one on-topic question of the most unanswerable
+    questions declined, inside the false-abstention limit; then the least false abstention.
+
+    The floor declines on one signal alone, so a higher one is the riskier choice: settings this
+    close differ by noise (the reader's tuner picks from its plateau for the same reason), and a
+    floor of 0.40 that won by under a question declined 5.8% of the held-out answerable questions,
+    against 3.8% at 0.35."""
+    within = [g for g in grid if g["false_abstention"] <= MAX_FALSE_ABSTENTION] or grid
+    top = max(g["on_topic"] + g["off_topic"] for g in within)
+    plateau = [g for g in within if g["on_topic"] + g["off_topic"] >= top - 1 / max(1, on_topic_questions)]
+    return min(plateau, key=lambda g: (g["abstain_below"], g["false_abstention"],
+                                       -(g["on_topic"] + g["off_topic"]), g["C"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     for c, floor, budget in itertools.product(C_GRID, FLOOR_GRID, BUDGET_GRID):
         cv = cross_validate(records, c, floor, budget, args.folds)
         grid.append({"C": c, "abstain_below": floor, "budget": budget, **cv})
-    within = [g for g in grid if g["false_abstention"] <= MAX_FALSE_ABSTENTION] or grid
-    best = max(within, key=lambda g: (g["on_topic"] + g["off_topic"], -g["false_abstention"], -g["C"]))
+    best = choose(grid, sum(r.kind == "on-topic" for r in records))
     final = fit(records, best["C"], best["abstain_below"], best["budget"])
     report = {
         "signals": [f.name for f in dataclasses.fields(DeclineSignals)],

@@ -51,7 +51,7 @@ class Settings:
     fusion: str = _describe("convex", "Hybrid fusion: convex (normalised scores) or rrf (ranks).")
     max_quotes: int = _describe(3, "Most quotations in one answer.")
     abstain_below: float = _describe(
-        0.3, "Evidence support under which the answer abstains before the decline model weighs it; "
+        0.35, "Evidence support under which the answer abstains before the decline model weighs it; "
         "chosen with the model on the tuning split (eval/reports/decline-tuning.json)."
     )
     max_question_chars: int = _describe(2000, "Longer questions are refused.")
