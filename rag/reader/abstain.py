@@ -1,13 +1,13 @@
 """When to decline, and the one sentence that says why.
 
 Tests, in order: there is no candidate sentence; the best one barely relates to the question (a
-support floor, :func:`floor_applies`); then the decline model (:class:`DeclineModel`), a logistic regression over
-:class:`DeclineSignals`: how well the best evidence matches, and whether the thing asked for is
-in it at all, after spelling correction, acronym expansion and stemming (an on-topic question
-about a detail the sources lack). Without a model, the older rules run instead: the focus absent
-from the best passages, or a figure or date asked for that none of the best sentences gives
-(:func:`rag.reader.question.gives_what_is_asked`). Settings
-live in ``AnswerSettings``; the floor and the model were fitted on the tuning split
+support floor, :func:`floor_applies`); then the decline model (:class:`DeclineModel`), a logistic
+regression over :class:`DeclineSignals`: how well the best evidence matches, and whether the
+thing asked for is in it at all, after spelling correction, acronym expansion and stemming (an
+on-topic question about a detail the sources lack). Without a model, the older rules run instead:
+the focus absent from the best passages, or a figure or date asked for that none of the best
+sentences gives (:func:`rag.reader.question.gives_what_is_asked`). Settings live in
+``AnswerSettings``; the floor and the model were fitted on the tuning split
 (``eval/tune_decline.py``).
 """
 

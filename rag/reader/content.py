@@ -98,8 +98,9 @@ def _is_caption_title(text: str, start: int, paragraph: tuple[int, int]) -> bool
 
 
 # "So in this post we will summarize why ...", "In this paper, we present ...": the text announcing
-# what it is about. Content, but seldom the answer: it names the topic the question shares and
-# says nothing of it, so the reader weighs it down rather than ruling it out.
+# what it is about. Content, and quotable, but seldom the answer: it names the topic the question
+# shares and says nothing of it, so the second stage does not take it for the sentence that makes
+# its passage answer (rag.rescore.stating).
 _ANNOUNCING = re.compile(r"\b(?:we will|we['’]ll|in this (?:paper|post|survey|section|work)|this (?:paper|post|survey)"
                          r"|here we|we (?:present|describe|summarize|discuss|review|hope))\b", re.I)
 
