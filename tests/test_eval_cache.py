@@ -51,6 +51,9 @@ def test_a_text_holding_the_separator_is_encoded_but_not_stored(tmp_path):
     cache = CachingEmbedder(CountingEmbedder(), path)
     assert cache.encode(["nul\0inside", "plain"]).tolist() == [[10.0, 1.0], [5.0, 1.0]]
     cache.save()
+    stamp = path.stat().st_mtime_ns
+    cache.save()  # the text left out is not taken for a new one
+    assert path.stat().st_mtime_ns == stamp
     inner = CountingEmbedder()
     CachingEmbedder(inner, path).encode(["plain", "nul\0inside"])
     assert inner.encoded == ["nul\0inside"]

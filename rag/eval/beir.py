@@ -167,6 +167,11 @@ def slice_dataset(dataset: BeirDataset, n_docs: int) -> BeirDataset:
     )
 
 
+def _slug(text: str) -> str:
+    """``text`` as a file-name part: runs of other characters become one hyphen."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
 def cached_embeddings(
     embedder: Embedder, texts: Sequence[str], cache_dir: Path | None, progress: Progress | None = None
 ) -> np.ndarray:
@@ -174,8 +179,7 @@ def cached_embeddings(
     digest = hashlib.sha256(f"{embedder.name}\0{embedder.dimension}\0".encode())
     for text in texts:
         digest.update(text.encode("utf-8") + b"\0")
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", embedder.name).strip("-")
-    path = cache_dir / f"{slug}-{digest.hexdigest()[:20]}.npy" if cache_dir else None
+    path = cache_dir / f"{_slug(embedder.name)}-{digest.hexdigest()[:20]}.npy" if cache_dir else None
     if path is not None and path.is_file():
         vectors = np.load(path)
         if vectors.shape == (len(texts), embedder.dimension):
@@ -218,8 +222,8 @@ def _second_stage_runs(dataset: BeirDataset, embedder: Embedder, lexical: Lexica
     from rag.types import Chunk
 
     texts = dataset.doc_texts()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{embedder.name}-{dataset.name}").strip("-")
-    memo = CachingEmbedder(embedder, cache_dir / f"{slug}-sentences.npz" if cache_dir else None)
+    name = _slug(f"{embedder.name}-{dataset.name}")
+    memo = CachingEmbedder(embedder, cache_dir / f"{name}-sentences.npz" if cache_dir else None)
     analyser, stopwords = QuestionAnalyser(), question_stopwords()
     runs = {}
     try:

@@ -52,4 +52,4 @@ class CachingEmbedder:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, joined=joined, vectors=np.stack([self._vectors[t] for t in texts]))
         os.replace(tmp, self._path)
-        self._saved = len(texts)
+        self._saved = len(self._vectors)  # a text left out above is not news at the next save

@@ -95,16 +95,21 @@ class Focus:
 
     @property
     def focus_terms(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(t for w in self.focus_words for t in stems(w)))
+        return distinct_stems(self.focus_words)
 
     @property
     def asked_terms(self) -> tuple[str, ...]:
         """Stems of :attr:`asked_for`: what the answer must name."""
-        return tuple(dict.fromkeys(t for w in self.asked_for for t in stems(w)))
+        return distinct_stems(self.asked_for)
 
 
 # A word's or a text's stemmed terms: rag.lexical.text_terms, one memory for the reader and the second stage.
 stems = text_terms
+
+
+def distinct_stems(words: Sequence[str]) -> tuple[str, ...]:
+    """The stems of ``words``, each once, in order."""
+    return tuple(dict.fromkeys(t for w in words for t in stems(w)))
 
 
 def is_frame_word(word: str) -> bool:

@@ -115,8 +115,9 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
     stopwords = question_stopwords()
     phrases = QuestionTerms.of(focus, lexical, stopwords)
     weights = lexical.idf(list(focus.terms))
-    focus_weights = lexical.idf(list(focus.focus_terms))
-    asked_weights = lexical.idf(list(focus.asked_terms))
+    # Stemmed once here, not once per candidate: focus_terms and asked_terms are derived properties.
+    focus_terms, asked_terms = focus.focus_terms, focus.asked_terms
+    focus_weights, asked_weights = lexical.idf(list(focus_terms)), lexical.idf(list(asked_terms))
     top = max((hit.score for hit in hits), default=0.0)
     # Scaled by the best passage so the prior lies in [0, 1] whatever the mode's score range.
     prior = {hit.rank: max(hit.score, 0.0) / top if top > 0 else 0.0 for hit in hits}
@@ -128,10 +129,10 @@ def score_candidates(focus: Focus, hits: Sequence[Hit], documents: Callable[[str
         coverage = weighted_coverage(focus.terms, weights, present)
         pairs = phrases.shared_bigrams(content_tokens(text, stopwords))
         shared = pairs / len(phrases.bigrams) if phrases.bigrams else 0.0
-        features = (coverage, weighted_coverage(focus.focus_terms, focus_weights, present), prior[hit.rank],
+        features = (coverage, weighted_coverage(focus_terms, focus_weights, present), prior[hit.rank],
                     named_match(focus, document, text), type_match(focus, text),
                     float(content_cosine), shared, asked_kind(focus, document.text, s, e),
-                    weighted_coverage(focus.asked_terms, asked_weights, present))
+                    weighted_coverage(asked_terms, asked_weights, present))
         support = float(cosine) + settings.coverage_weight * coverage
         score = float(cosine) + float(w @ np.asarray(features))
         candidates.append(Candidate(hit, document, s, e, float(cosine), features, support, score))
