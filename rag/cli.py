@@ -294,7 +294,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     from rag.eval.gate import DEFAULT_THRESHOLDS, load_thresholds, shortfalls
     from rag.eval.questions import DEFAULT_QUESTIONS, load_questions
-    from rag.eval.report import display_path
+    from rag.eval.report import display_path, report_stem
     from rag.eval.run import run_evaluation
     from rag.modes import MODES, Mode
 
@@ -311,7 +311,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
         report = run_evaluation(session, questions, display_path(questions_path), modes, args.k,
                                 recipes=not args.no_recipes, progress=progress)
-    paths = report.write(Path(args.report_dir) if args.report_dir else DEFAULT_QUESTIONS.parent / "reports")
+    paths = report.write(Path(args.report_dir) if args.report_dir else DEFAULT_QUESTIONS.parent / "reports",
+                         report_stem(args.mode, not args.no_recipes, questions_path))
     if args.json:
         _print_json(report.to_dict())
     else:

@@ -13,8 +13,17 @@ from rag.build import build_index
 from rag.cli import main
 from rag.eval.gate import Thresholds, load_thresholds, shortfalls
 from rag.eval.metrics import rank_scores
-from rag.eval.questions import EvalDataError, EvalQuestion, Evidence, EvidenceSpan, load_questions, locate_evidence
+from rag.eval.questions import (
+    DEFAULT_QUESTIONS,
+    EvalDataError,
+    EvalQuestion,
+    Evidence,
+    EvidenceSpan,
+    load_questions,
+    locate_evidence,
+)
 from rag.eval.recipes import recipe_chunks, recursive_spans
+from rag.eval.report import report_stem
 from rag.eval.retrieval import judge
 from rag.eval.run import run_evaluation
 from rag.modes import Mode
@@ -247,6 +256,16 @@ def test_thresholds_file_errors_name_the_problem(tmp_path, text, message):
         load_thresholds(path)
 
 
+@pytest.mark.parametrize(("modes", "recipes", "questions", "stem"), [
+    ("all", True, DEFAULT_QUESTIONS, "retrieval"),
+    ("hybrid", True, DEFAULT_QUESTIONS, "retrieval-hybrid"),
+    ("all", False, DEFAULT_QUESTIONS, "retrieval-no-recipes"),
+    ("bm25", False, Path("mine/typed.jsonl"), "retrieval-bm25-no-recipes-typed"),
+])
+def test_only_the_full_run_on_the_project_questions_owns_the_kept_report(modes, recipes, questions, stem):
+    assert report_stem(modes, recipes, questions) == stem
+
+
 # ---------------------------------------------------------------- the CLI
 
 
@@ -265,7 +284,9 @@ def test_cli_eval_builds_the_index_then_prints_json_report(cli_env, questions_fi
     assert list(report["splits"]["all"]["retrieval"]) == ["bm25", "recipe:minilm-1000", "recipe:bm25s-1000"]
     assert report["splits"]["all"]["retrieval"]["bm25"]["metrics"]["hit@1"] == 0.3333
     assert "built the index first" in captured.err
-    assert (tmp_path / "out" / "retrieval.json").is_file()
+    # A narrower run than the full one is named by its scope: it never replaces the kept report.
+    assert [p.name for p in sorted((tmp_path / "out").iterdir())] == [
+        "retrieval-bm25-questions.json", "retrieval-bm25-questions.md", "retrieval-bm25-questions.png"]
 
 
 def test_cli_eval_gate_exits_nonzero_with_the_shortfall(cli_env, questions_file, tmp_path, capsys):

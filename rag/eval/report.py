@@ -12,12 +12,22 @@ from typing import Any
 
 from rag.eval.answers import ANSWER_METRICS, AnswerScores
 from rag.eval.metrics import RETRIEVAL_METRICS
+from rag.eval.questions import DEFAULT_QUESTIONS
 from rag.eval.retrieval import Failure, RetrievalScores
 from rag.settings import REPO_ROOT
 
 REPORT_KIND = "rag-eval"
 REPORT_VERSION = 2
 REPORT_STEM = "retrieval"
+
+
+def report_stem(modes: str, recipes: bool, questions: Path = DEFAULT_QUESTIONS) -> str:
+    """The file name of a run's report. The full run (every mode, the reference recipes, the
+    project's questions) owns ``retrieval.*``, the report the page shows and the repository keeps;
+    a narrower run is named by its scope, so a quick ``rag eval --mode hybrid`` never replaces it."""
+    scope = [*([] if modes == "all" else [modes]), *([] if recipes else ["no-recipes"]),
+             *([] if questions.resolve() == DEFAULT_QUESTIONS.resolve() else [questions.stem])]
+    return "-".join([REPORT_STEM, *scope])
 
 
 def display_path(path: Path) -> str:
