@@ -24,7 +24,6 @@ import dataclasses
 import itertools
 import json
 import os
-import random
 import sys
 from pathlib import Path
 
@@ -32,7 +31,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 REPORTS = REPO / "eval" / "reports"
-SEED = 7
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 FLOOR_GRID = (0.0, 0.3, 0.35, 0.4, 0.42)  # AnswerSettings.abstain_below under the model
 # False abstention allowed on the questions a model is fitted on: at 5% it overshoots the 5% limit
@@ -127,21 +125,15 @@ def rates(records: list[Record], fitted: Fitted) -> dict[str, float]:
     return {"false_abstention": share("answerable"), "on_topic": share("on-topic"), "off_topic": share("off-topic")}
 
 
-def folds(records: list[Record], k: int, seed: int = SEED) -> list[list[Record]]:
-    order = sorted(records, key=lambda r: r.qid)
-    random.Random(seed).shuffle(order)
-    return [order[i::k] for i in range(k)]
-
-
 def cross_validate(records: list[Record], c: float, floor: float, budget: float, k: int,
                    repeats: int = REPEATS) -> dict[str, float]:
     """Held-out rates averaged over ``repeats`` shuffles of ``k`` folds."""
+    from rag.eval.split import FOLD_SEED, cross_folds
+
     held_out = []
     for repeat in range(repeats):
-        parts = folds(records, k, SEED + repeat)
-        for i, fold in enumerate(parts):
-            fitted = fit([r for j, part in enumerate(parts) if j != i for r in part], c, floor, budget)
-            held_out.append(rates(fold, fitted))
+        for train, fold in cross_folds(records, k, key=lambda r: r.qid, seed=FOLD_SEED + repeat):
+            held_out.append(rates(fold, fit(train, c, floor, budget)))
     return {name: round(float(np.mean([h[name] for h in held_out])), 4) for name in held_out[0]}
 
 

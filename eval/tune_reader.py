@@ -21,7 +21,6 @@ import dataclasses
 import itertools
 import json
 import os
-import random
 import sys
 from pathlib import Path
 
@@ -29,7 +28,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 REPORTS = REPO / "eval" / "reports"
-SEED = 7
 WEIGHT_GRID = {  # rag.reader.scoring.FEATURES, in order
     "coverage": (0.0, 0.2, 0.4, 0.6),
     "focus": (0.0, 0.2, 0.4),
@@ -206,18 +204,13 @@ def choose(records) -> dict:
     return best_abstention(records, best_reader(records))
 
 
-def folds(records, k: int) -> list[list[Record]]:
-    order = sorted(records, key=lambda r: r.qid)
-    random.Random(SEED).shuffle(order)
-    return [order[i::k] for i in range(k)]
-
-
 def cross_validate(records, k: int) -> dict:
     """Each fold scored by the choice made on the other folds."""
+    from rag.eval.split import cross_folds
+
     held_out = {"answer@1": [], "false_abstention": [], "on_topic": [], "off_topic": []}
-    parts = folds(records, k)
-    for i, fold in enumerate(parts):
-        choice = choose([r for j, part in enumerate(parts) if j != i for r in part])
+    for train, fold in cross_folds(records, k, key=lambda r: r.qid):
+        choice = choose(train)
         held_out["answer@1"].append(answer_at_1(fold, choice))
         for name, value in abstention_rates(fold, choice).items():
             held_out[name].append(value)

@@ -10,7 +10,7 @@ import pytest
 
 from rag.corpus import load_corpus
 from rag.eval.questions import DEFAULT_QUESTIONS, EvalDataError, load_questions
-from rag.eval.split import assign_splits
+from rag.eval.split import assign_splits, cross_folds
 from rag.settings import Settings
 
 RAW = [json.loads(line) for line in DEFAULT_QUESTIONS.read_text(encoding="utf-8").splitlines()
@@ -56,6 +56,24 @@ def test_assign_splits_is_seeded_stratified_and_keeps_existing_splits():
     assert sum(first[f"u{i}"] == "test" for i in range(5)) == 3  # ceil(5 * 0.45)
     kept = [EvalQuestion("a0", "?", True, evidence, style="terse", split="tune"), *questions[1:]]
     assert assign_splits(kept)["a0"] == "tune"
+
+
+IDS = [f"q{i:02d}" for i in range(10)]
+
+
+def test_cross_folds_hold_each_question_out_once_whatever_order_it_came_in():
+    pairs = cross_folds(IDS, 3, key=str)
+    held = [fold for _, fold in pairs]
+    assert held == [["q08", "q04", "q09", "q05"], ["q03", "q07", "q06"], ["q01", "q00", "q02"]]
+    assert [sorted(train) for train, _ in pairs] == [sorted(set(IDS) - set(fold)) for fold in held]
+    assert cross_folds(list(reversed(IDS)), 3, key=str) == pairs  # sorted by id before the shuffle
+    assert [fold for _, fold in cross_folds(IDS, 3, key=str, seed=8)][0] == ["q08", "q04", "q01", "q03"]
+
+
+@pytest.mark.parametrize("k", [1, 11])
+def test_cross_folds_refuse_a_fold_count_they_cannot_deal(k):
+    with pytest.raises(ValueError, match=rf"cannot cross-validate 10 items in {k} folds: use 2 to 10 folds"):
+        cross_folds(IDS, k, key=str)
 
 
 def test_answerable_questions_have_evidence_and_unanswerable_ones_none():
