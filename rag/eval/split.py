@@ -61,8 +61,8 @@ def cross_folds(items: Sequence[Item], k: int, key: Callable[[Item], str],
 
     The items are sorted by ``key`` (a question id) before the seeded shuffle, so the folds depend
     on the questions and the seed, not on the order the items were collected in, and are dealt
-    round-robin, so fold sizes differ by at most one. Every tuner draws its folds here: scores of
-    different tuners over the same seed are over the same folds.
+    round-robin, so fold sizes differ by at most one. Every tuner draws its folds here, by this one
+    rule.
     """
     if not 2 <= k <= len(items):
         raise ValueError(f"cannot cross-validate {len(items)} items in {k} folds: use 2 to {len(items)} folds")
